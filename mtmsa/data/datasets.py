@@ -1,0 +1,368 @@
+"""Image-folder datasets, their augmentations, and the bundled sample dataset.
+
+``ImageFolderDataset`` serves ``{"image": (3, H, W) float32 in [-1, 1], "index": int}``. Bad files never
+stop a run: the constructor drops files whose header cannot be parsed (one warning for all of them), and
+a file whose pixel data turns out to be broken is replaced, in ``__getitem__``, by the next readable file
+(a deterministic neighbour), with a warning. Both work the same inside DataLoader worker processes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import warnings
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import albumentations as A
+import cv2
+import numpy as np
+import torch
+from PIL import Image
+from skimage import data as skimage_data
+from torch.utils.data import Dataset
+from tqdm.auto import tqdm
+
+from mtmsa.data.io import DEFAULT_MAX_PIXELS, ImageReadError, read_image_size, read_rgb
+from mtmsa.images import to_model_range
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+"""File name endings (any letter case) that are listed as images."""
+
+MAX_SUBSTITUTION_ATTEMPTS = 16
+"""How many following files ``__getitem__`` tries when a file's pixel data cannot be decoded."""
+
+_WARNING_NAMES = 5
+_RECORDED_FAILURES = 100
+_PROGRESS_MIN_FILES = 2000
+
+
+class DatasetNotFoundError(ValueError):
+    """No usable dataset at a path; the message names the path, the expected layout and what to do."""
+
+    def __init__(self, path: str | os.PathLike, problem: str, expected_layout: str = ""):
+        self.path = Path(path)
+        expected = expected_layout or f"image files ({', '.join(IMAGE_EXTENSIONS)}) in it or its sub-folders"
+        super().__init__(
+            f"{self.path}: {problem}. Expected {expected}. Put the images there, or point the dataset "
+            "config at the folder that holds them."
+        )
+
+
+class UnreadableImageWarning(UserWarning):
+    """Image files were skipped or replaced because they could not be read."""
+
+
+def list_image_files(root: str | os.PathLike) -> list[Path]:
+    """Image files under ``root``, recursively, sorted by their path relative to ``root``.
+
+    Symbolic links are followed (each real folder is visited once); hidden files and folders (names
+    starting with ".", such as macOS "._photo.jpg" resource forks) are left out.
+    """
+    root = Path(root)
+    files = []
+    visited = set()
+    for folder, subfolders, names in os.walk(root, followlinks=True):
+        real_folder = os.path.realpath(folder)
+        if real_folder in visited:
+            subfolders.clear()
+            continue
+        visited.add(real_folder)
+        subfolders[:] = [name for name in subfolders if not name.startswith(".")]
+        files.extend(
+            Path(folder, name)
+            for name in names
+            if not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
+        )
+    return sorted(files, key=lambda path: path.relative_to(root).parts)
+
+
+def read_file_list(list_file: str | os.PathLike, root: str | os.PathLike) -> list[Path]:
+    """Paths under ``root`` named by a text file, in the file's order.
+
+    One path per line, relative to ``root``; blank lines and lines starting with "#" are ignored. A
+    leading "/" and a trailing integer column are ignored too, so Places365 lists
+    ("/a/airfield/00000001.jpg 0") work as they are. A relative ``list_file`` is looked for in the
+    working directory, then in ``root``.
+    """
+    root = Path(root)
+    list_file = Path(list_file)
+    if not list_file.is_file() and not list_file.is_absolute() and (root / list_file).is_file():
+        list_file = root / list_file
+    if not list_file.is_file():
+        raise DatasetNotFoundError(
+            list_file, "the file list does not exist", "a text file with one image path per line"
+        )
+    paths = []
+    for line in list_file.read_text().splitlines():
+        entry = line.strip()
+        if not entry or entry.startswith("#"):
+            continue
+        name, _, label = entry.rpartition(" ")
+        if name and label.isdigit():
+            entry = name.rstrip()
+        paths.append(root / entry.lstrip("/"))
+    return paths
+
+
+class ImageFolderDataset(Dataset):
+    """RGB images from a folder tree (or a file list), as model-range tensors.
+
+    Args:
+        root: folder that holds the images (searched recursively).
+        file_list: optional text file naming the images to use (see :func:`read_file_list`).
+        transform: albumentations ``Compose`` applied to the uint8 (H, W, 3) array, e.g. from
+            :func:`build_transform`. Its random state is reseeded from ``torch.initial_seed()`` once in
+            each process, so DataLoader workers draw different augmentations and a torch seed makes
+            runs reproducible.
+        expected_layout: what the folder should hold, for error messages
+            (e.g. "celebahq/train/*.jpg and celebahq/val/*.jpg").
+        verify: parse every file's header up front (threads, progress bar for large folders) and drop
+            the unreadable ones with one :class:`UnreadableImageWarning`.
+        max_pixels: images whose header announces more pixels are treated as unreadable.
+
+    Items are ``{"image": (3, H, W) float32 in [-1, 1], "index": index}``. Attributes:
+    ``rejected_files`` lists ``(path, reason)`` for files dropped by verification;
+    ``substituted_files`` the (at most 100) latest files replaced in ``__getitem__`` in this process,
+    ``num_substitutions`` how many there were.
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        file_list: str | os.PathLike | None = None,
+        transform: A.Compose | None = None,
+        expected_layout: str = "",
+        verify: bool = True,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+    ):
+        self.root = Path(root)
+        self.transform = transform
+        self.max_pixels = max_pixels
+        if not self.root.is_dir():
+            problem = "is not a folder" if self.root.exists() else "does not exist"
+            raise DatasetNotFoundError(self.root, problem, expected_layout)
+        files = list_image_files(self.root) if file_list is None else read_file_list(file_list, self.root)
+        self.rejected_files: list[tuple[Path, str]] = []
+        if verify:
+            files, self.rejected_files = _verify(files, max_pixels)
+            if self.rejected_files:
+                warnings.warn(
+                    _rejection_message(self.root, self.rejected_files, len(files)),
+                    UnreadableImageWarning,
+                    stacklevel=2,
+                )
+        if not files:
+            if self.rejected_files:
+                problem = f"holds no readable image ({len(self.rejected_files)} file(s) could not be read)"
+            else:
+                problem = "holds no image files" if file_list is None else f"{file_list} names no image"
+            raise DatasetNotFoundError(self.root, problem, expected_layout)
+        # Relative paths in one numpy bytes array: no per-item Python objects whose reference counts
+        # would make forked DataLoader workers copy the whole list.
+        self._relative_paths = np.array([os.fsencode(path.relative_to(self.root)) for path in files])
+        self.substituted_files: list[tuple[Path, str]] = []
+        self.num_substitutions = 0
+        self._failed_indices: set[int] = set()
+        self._seeded_process: int | None = None
+
+    def __len__(self) -> int:
+        return len(self._relative_paths)
+
+    def path(self, index: int) -> Path:
+        """The file behind item ``index``."""
+        return self.root / os.fsdecode(self._relative_paths[index])
+
+    def __getitem__(self, index: int) -> dict:
+        if self.transform is not None and self._seeded_process != os.getpid():
+            self.transform.set_random_seed(torch.initial_seed() % 2**32)
+            self._seeded_process = os.getpid()
+        pixels = self._read_or_substitute(index)
+        if self.transform is not None:
+            pixels = self.transform(image=pixels)["image"]
+        # Channels first in numpy: torch's multi-threaded strided uint8->float copy is up to 50x slower.
+        image = torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1))).float().div_(255.0)
+        return {"image": to_model_range(image), "index": index}
+
+    def _read_or_substitute(self, index: int) -> np.ndarray:
+        """Pixels of item ``index``, or of the first readable item after it (wrapping around)."""
+        attempts = min(len(self), MAX_SUBSTITUTION_ATTEMPTS)
+        for offset in range(attempts):
+            candidate = (index + offset) % len(self)
+            if candidate in self._failed_indices:
+                continue
+            try:
+                return read_rgb(self.path(candidate), self.max_pixels)
+            except ImageReadError as error:
+                self._record_failure(candidate, error)
+        raise ImageReadError(
+            self.path(index),
+            f"neither it nor the {attempts - 1} files after it in {self.root} can be decoded",
+        )
+
+    def _record_failure(self, index: int, error: ImageReadError) -> None:
+        self._failed_indices.add(index)
+        self.num_substitutions += 1
+        self.substituted_files = [*self.substituted_files, (error.path, error.reason)][-_RECORDED_FAILURES:]
+        warnings.warn(f"{error}; using the next readable file instead", UnreadableImageWarning, stacklevel=3)
+
+
+def _verify(files: Sequence[Path], max_pixels: int) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """Split files into those whose header parses and (path, reason) for the others."""
+
+    def problem(path: Path) -> str | None:
+        try:
+            read_image_size(path, max_pixels)
+        except ImageReadError as error:
+            return error.reason
+        return None
+
+    with ThreadPoolExecutor(max_workers=min(32, 4 * (os.cpu_count() or 1))) as pool:
+        problems = list(
+            tqdm(
+                pool.map(problem, files),
+                total=len(files),
+                desc="checking image files",
+                disable=len(files) < _PROGRESS_MIN_FILES,
+                leave=False,
+            )
+        )
+    readable = [path for path, reason in zip(files, problems, strict=True) if reason is None]
+    rejected = [(path, reason) for path, reason in zip(files, problems, strict=True) if reason is not None]
+    return readable, rejected
+
+
+def _rejection_message(root: Path, rejected: Sequence[tuple[Path, str]], kept: int) -> str:
+    shown = "; ".join(f"{path.relative_to(root)} ({reason})" for path, reason in rejected[:_WARNING_NAMES])
+    more = f"; and {len(rejected) - _WARNING_NAMES} more" if len(rejected) > _WARNING_NAMES else ""
+    return f"{root}: skipped {len(rejected)} unreadable image file(s), using {kept}: {shown}{more}"
+
+
+def build_transform(
+    image_size: int,
+    train: bool,
+    resize: int | None = None,
+    random_crop: bool = True,
+    hflip: bool = True,
+) -> A.Compose:
+    """Augmentations on uint8 (H, W, 3) arrays giving (image_size, image_size, 3).
+
+    The short side is resized to ``resize`` (default ``image_size``; area interpolation when shrinking,
+    bilinear when enlarging, so images smaller than the crop are enlarged), then training takes a random
+    crop (or a centre crop when ``random_crop`` is False) and a random horizontal flip (if ``hflip``);
+    evaluation always takes the centre crop and never flips.
+    """
+    resize = image_size if resize is None else resize
+    if image_size < 1 or resize < image_size:
+        raise ValueError(
+            f"build_transform: need 1 <= image_size <= resize, got image_size={image_size}, resize={resize}"
+        )
+    steps = [A.SmallestMaxSize(max_size=resize, interpolation=cv2.INTER_LINEAR, area_for_downscale="image")]
+    crop = A.RandomCrop if train and random_crop else A.CenterCrop
+    steps.append(crop(height=image_size, width=image_size))
+    if train and hflip:
+        steps.append(A.HorizontalFlip(p=0.5))
+    return A.Compose(steps)
+
+
+SAMPLE_PHOTOS: dict[str, Callable[[], np.ndarray]] = {
+    "astronaut": skimage_data.astronaut,
+    "chelsea": skimage_data.chelsea,
+    "coffee": skimage_data.coffee,
+    "rocket": skimage_data.rocket,
+    "motorcycle": lambda: skimage_data.stereo_motorcycle()[0],
+    "hubble_deep_field": skimage_data.hubble_deep_field,
+    "immunohistochemistry": skimage_data.immunohistochemistry,
+    "retina": skimage_data.retina,
+}
+"""Colour photographs shipped inside the scikit-image wheel (no download), as RGB uint8 loaders."""
+
+SAMPLE_MANIFEST = "manifest.json"
+_SHORT_SIDE_TILES = {"train": 3, "val": 2}
+
+
+def ensure_sample_dataset(
+    root: str | os.PathLike, tile: int = 128, val_photos: Sequence[str] = ("chelsea", "coffee")
+) -> Path:
+    """The bundled sample dataset at ``root``, made on first use: ``root/{train,val}/<photo>_<k>.png``.
+
+    Each photo is resized so its short side is 3 tiles (training photos) or 2 tiles (validation
+    photos) and cut into non-overlapping ``tile`` x ``tile`` crops; with the defaults that is 60
+    training and 12 validation tiles. Training and validation are split by source photo. The folder
+    is built in a temporary sibling and renamed into place, so an interrupted run leaves no partial
+    dataset; ``root/manifest.json`` marks it complete, and a complete dataset is never rewritten.
+    """
+    root = Path(root)
+    val_photos = list(val_photos)
+    unknown = sorted(set(val_photos) - set(SAMPLE_PHOTOS))
+    train_photos = [name for name in SAMPLE_PHOTOS if name not in val_photos]
+    if unknown or not train_photos or not val_photos or tile < 1:
+        raise ValueError(
+            f"ensure_sample_dataset: val_photos must be a non-empty proper subset of {list(SAMPLE_PHOTOS)} "
+            f"and tile >= 1, got val_photos={val_photos}, tile={tile}"
+        )
+    settings = {"tile": tile, "val_photos": val_photos}
+    if _sample_settings(root) is None:
+        root.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{root.name}.partial-", dir=root.parent))
+        try:
+            _write_sample_dataset(staging, tile, {"train": train_photos, "val": val_photos}, settings)
+            os.rename(staging, root)
+        except OSError:
+            if _sample_settings(root) is None:  # not a concurrent process that finished first
+                raise
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    made_with = _sample_settings(root)
+    if made_with is not None and {key: made_with.get(key) for key in settings} != settings:
+        raise ValueError(
+            f"{root} holds a sample dataset made with {made_with}, not {settings}; delete the folder or "
+            "choose another root"
+        )
+    return root
+
+
+def _sample_settings(root: Path) -> dict | None:
+    """The manifest of a complete sample dataset at ``root``, or None when there is none yet."""
+    manifest = root / SAMPLE_MANIFEST
+    if manifest.is_file():
+        return json.loads(manifest.read_text())
+    if root.exists() and any(root.iterdir()):
+        raise ValueError(
+            f"{root} is not empty but has no {SAMPLE_MANIFEST}, so it is not a sample dataset made by "
+            "ensure_sample_dataset; remove the folder or choose another root"
+        )
+    return None
+
+
+def _write_sample_dataset(
+    folder: Path, tile: int, photos_by_split: dict[str, list[str]], settings: dict
+) -> None:
+    files = {}
+    for split, photos in photos_by_split.items():
+        (folder / split).mkdir()
+        files[split] = []
+        for photo in photos:
+            for k, crop in enumerate(_tiles(SAMPLE_PHOTOS[photo](), tile, _SHORT_SIDE_TILES[split] * tile)):
+                name = f"{photo}_{k:02d}.png"
+                Image.fromarray(crop).save(folder / split / name)
+                files[split].append(name)
+    (folder / SAMPLE_MANIFEST).write_text(json.dumps({**settings, "files": files}, indent=1))
+
+
+def _tiles(photo: np.ndarray, tile: int, short_side: int) -> list[np.ndarray]:
+    """Non-overlapping tile x tile crops, row by row, of the photo resized to the given short side."""
+    height, width = photo.shape[:2]
+    scale = short_side / min(height, width)
+    size = (max(short_side, round(width * scale)), max(short_side, round(height * scale)))
+    resized = cv2.resize(photo, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
+    rows, columns = resized.shape[0] // tile, resized.shape[1] // tile
+    top, left = (resized.shape[0] - rows * tile) // 2, (resized.shape[1] - columns * tile) // 2
+    return [
+        resized[top + r * tile : top + (r + 1) * tile, left + c * tile : left + (c + 1) * tile]
+        for r in range(rows)
+        for c in range(columns)
+    ]

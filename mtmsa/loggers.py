@@ -1,0 +1,37 @@
+"""Logger factories that need more than a constructor call."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from pytorch_lightning.loggers import WandbLogger
+
+log = logging.getLogger(__name__)
+
+
+def wandb_credentials_available() -> bool:
+    """True when wandb could log in without asking: an API key in the environment or in ~/.netrc."""
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    netrc = Path(os.environ.get("NETRC", Path.home() / ".netrc"))
+    return netrc.is_file() and "api.wandb.ai" in netrc.read_text(errors="ignore")
+
+
+def wandb_logger(save_dir: str, offline: bool | None = None, **kwargs) -> WandbLogger:
+    """A WandbLogger that goes offline by itself where no credentials exist (or WANDB_MODE=offline).
+
+    ``offline=None`` decides automatically; the log then says where the run is and how to sync it.
+    """
+    Path(save_dir).mkdir(parents=True, exist_ok=True)
+    if offline is None:
+        offline = os.environ.get("WANDB_MODE") in ("offline", "dryrun") or not wandb_credentials_available()
+    if offline:
+        log.warning(
+            "wandb: no credentials found, logging offline to %s/wandb; upload later with "
+            "`wandb sync %s/wandb/offline-run-*` (after `wandb login`).",
+            save_dir,
+            save_dir,
+        )
+    return WandbLogger(save_dir=save_dir, offline=offline, **kwargs)

@@ -1,0 +1,145 @@
+"""Two-stage coarse-to-fine gated-convolution inpainting generator (DeepFill v2 layout) with an attention slot.
+
+The coarse network fills the hole from ``cat([image * (1 - mask), mask, sketch])``. Its prediction is pasted
+into the known pixels and refined by two parallel branches at 1/4 resolution: dilated gated convolutions
+(large receptive field) and an attention module (distant context), whose features are merged and decoded.
+
+The attention module is not imported here: the generator receives a factory called as
+``attention(channels=4 * width)`` whose module maps ``(x (B,C,H,W), mask (B,1,H',W')) -> (y, aux)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+from mtmsa.images import composite, masked_input
+from mtmsa.models.layers import GatedConv2d, GatedUpConv2d
+
+DILATIONS = (2, 4, 8, 16)
+
+
+class GeneratorOutput(NamedTuple):
+    """Raw predictions of both stages, (B,3,H,W) in [-1,1], not composited; ``aux`` from the attention."""
+
+    coarse: torch.Tensor
+    refined: torch.Tensor
+    aux: dict[str, torch.Tensor]
+
+
+def _encoder(in_channels: int, width: int) -> nn.Sequential:
+    """(B, in_channels, H, W) -> (B, 4 * width, H / 4, W / 4): a 5x5 gated conv, then two stride-2 steps."""
+    return nn.Sequential(
+        GatedConv2d(in_channels, width, kernel_size=5),
+        GatedConv2d(width, 2 * width, stride=2),
+        GatedConv2d(2 * width, 2 * width),
+        GatedConv2d(2 * width, 4 * width, stride=2),
+        GatedConv2d(4 * width, 4 * width),
+    )
+
+
+def _dilated_stack(channels: int) -> nn.Sequential:
+    """Gated 3x3 convs with dilations 2, 4, 8, 16; the shape is kept."""
+    return nn.Sequential(*(GatedConv2d(channels, channels, dilation=d) for d in DILATIONS))
+
+
+def _decoder(in_channels: int, width: int) -> nn.Sequential:
+    """(B, in_channels, H / 4, W / 4) -> (B, 3, H, W) in [-1, 1]; the last conv is ungated and linear."""
+    return nn.Sequential(
+        GatedConv2d(in_channels, 4 * width),
+        GatedConv2d(4 * width, 4 * width),
+        GatedUpConv2d(4 * width, 2 * width),
+        GatedConv2d(2 * width, 2 * width),
+        GatedUpConv2d(2 * width, width),
+        GatedConv2d(width, width // 2),
+        nn.Conv2d(width // 2, 3, kernel_size=3, padding=1),
+        nn.Tanh(),
+    )
+
+
+class RefinementNetwork(nn.Module):
+    """Second stage: a dilated branch and an attention branch at 1/4 resolution, merged and decoded.
+
+    Shape: x (B, in_channels, H, W), masks (B,1,H,W) -> ((B,3,H,W) in [-1,1], aux dict of the attention).
+    """
+
+    def __init__(self, in_channels: int, width: int, attention: Callable[..., nn.Module] | None) -> None:
+        super().__init__()
+        self.dilated_branch = nn.Sequential(_encoder(in_channels, width), _dilated_stack(4 * width))
+        self.attention_encoder = _encoder(in_channels, width)
+        self.attention = None if attention is None else attention(channels=4 * width)
+        self.attention_head = nn.Sequential(
+            GatedConv2d(4 * width, 4 * width), GatedConv2d(4 * width, 4 * width)
+        )
+        self.decoder = _decoder(8 * width, width)
+
+    def forward(self, x: torch.Tensor, masks: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        context = self.attention_encoder(x)
+        aux: dict[str, torch.Tensor] = {}
+        if self.attention is not None:
+            context, aux = self.attention(context, masks)
+        merged = torch.cat([self.dilated_branch(x), self.attention_head(context)], dim=1)
+        return self.decoder(merged), aux
+
+
+class InpaintGenerator(nn.Module):
+    """Coarse-to-fine gated-convolution inpainting generator.
+
+    Args:
+        width: base channel count; every gated conv outputs 1x, 2x or 4x width feature channels (its conv
+            computes twice as many: features and gate). 48 is the paper scale (DeepFill v2 ``cnum=48``).
+        attention: factory ``attention(channels=4 * width) -> nn.Module`` for the refinement stage's
+            attention branch; None runs that branch without an attention op.
+        in_channels: channels of the network input ``cat([image, mask, sketch])``; 5 for a 1-channel sketch.
+
+    Height and width of the inputs must be divisible by ``size_multiple``.
+    """
+
+    size_multiple = 4
+
+    def __init__(
+        self, width: int = 48, attention: Callable[..., nn.Module] | None = None, in_channels: int = 5
+    ) -> None:
+        super().__init__()
+        if width < 2:
+            raise ValueError(f"InpaintGenerator width must be >= 2, got {width}; use e.g. 48 (paper) or 16.")
+        self.in_channels = in_channels
+        self.coarse = nn.Sequential(
+            _encoder(in_channels, width), _dilated_stack(4 * width), _decoder(4 * width, width)
+        )
+        self.refinement = RefinementNetwork(in_channels, width, attention)
+
+    def forward(self, images: torch.Tensor, masks: torch.Tensor, sketches: torch.Tensor) -> GeneratorOutput:
+        """images (B,3,H,W) in [-1,1], masks (B,1,H,W) 1 = hole, sketches (B,in_channels-4,H,W).
+
+        Hole pixels of ``images`` are blanked here, so their values never affect the output.
+        """
+        self._check_inputs(images, masks, sketches)
+        known = masked_input(images, masks)
+        coarse = self.coarse(torch.cat([known, masks, sketches], dim=1))
+        blended = composite(coarse, known, masks)
+        refined, aux = self.refinement(torch.cat([blended, masks, sketches], dim=1), masks)
+        return GeneratorOutput(coarse=coarse, refined=refined, aux=aux)
+
+    def _check_inputs(self, images: torch.Tensor, masks: torch.Tensor, sketches: torch.Tensor) -> None:
+        height, width = images.shape[-2:]
+        if height % self.size_multiple or width % self.size_multiple:
+            raise ValueError(
+                f"InpaintGenerator needs image height and width divisible by {self.size_multiple}, "
+                f"got {height}x{width}; pad or resize images, masks and sketches to a multiple of "
+                f"{self.size_multiple}."
+            )
+        if masks.shape[-2:] != images.shape[-2:] or sketches.shape[-2:] != images.shape[-2:]:
+            raise ValueError(
+                f"InpaintGenerator needs masks and sketches of the image size {height}x{width}, got masks "
+                f"{tuple(masks.shape[-2:])} and sketches {tuple(sketches.shape[-2:])}; resize them to match."
+            )
+        channels = images.shape[1] + masks.shape[1] + sketches.shape[1]
+        if channels != self.in_channels:
+            raise ValueError(
+                f"InpaintGenerator was built with in_channels={self.in_channels} but images, masks and "
+                f"sketches have {channels} channels together; set in_channels to match the sketch channels."
+            )

@@ -1,0 +1,149 @@
+"""The LightningModule: the GAN step (discriminator, then generator), EMA, validation metrics."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from torch import nn
+
+from mtmsa.baselines import mean_fill
+from mtmsa.images import composite, to_unit_range
+from mtmsa.metrics import HeadStatistics, InpaintingMetrics
+from mtmsa.models.attention import TemperatureMaskedAttention
+from mtmsa.models.generator import GeneratorOutput
+from mtmsa.models.losses import InpaintingLoss, hinge_discriminator_loss
+
+OptimizerFactory = Callable[..., torch.optim.Optimizer]
+
+
+def attention_heads(generator: nn.Module) -> int:
+    """Number of temperature heads of the generator's attention (0 when it reports no temperature)."""
+    return max((m.heads for m in generator.modules() if isinstance(m, TemperatureMaskedAttention)), default=0)
+
+
+class InpaintingModule(pl.LightningModule):
+    """Trains a generator against ``discriminator`` with manual optimization.
+
+    ``generator(attention=attention)`` builds the generator with the attention factory in its slot (the
+    two are separate config nodes so that sweeps address ``model.attention.*``).
+
+    Batches are dicts with ``image`` (B,3,H,W) in [-1, 1], ``mask`` (B,1,H,W) 1 = hole and ``sketch``
+    (B,1,H,W), the last two made on the device by the DataModule. Each training batch makes one
+    discriminator step and one generator step, so ``trainer.global_step`` grows by 2 per batch.
+    """
+
+    def __init__(
+        self,
+        generator: Callable[..., nn.Module],
+        attention: Callable[..., nn.Module] | None,
+        discriminator: nn.Module,
+        loss: InpaintingLoss,
+        optimizer_g: OptimizerFactory,
+        optimizer_d: OptimizerFactory,
+        gradient_clip_norm: float | None = 10.0,
+        ema_decay: float | None = 0.999,
+    ) -> None:
+        super().__init__()
+        self.automatic_optimization = False
+        self.save_hyperparameters(ignore=["generator", "attention", "discriminator", "loss", "optimizer_g", "optimizer_d"])
+        self.generator = generator(attention=attention)
+        self.discriminator = discriminator
+        self.loss = loss
+        self.optimizer_g = optimizer_g
+        self.optimizer_d = optimizer_d
+        self.gradient_clip_norm = gradient_clip_norm
+        self.ema_decay = ema_decay
+        self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False).eval() if ema_decay else None
+        self.val_metrics = InpaintingMetrics()
+        self.val_mean_fill = InpaintingMetrics(buckets=())
+        heads = attention_heads(self.generator)
+        self.val_temperature = HeadStatistics(heads) if heads else None
+        # The composed run configuration, stored in every checkpoint so that tools can rebuild the model.
+        self.run_config: dict[str, Any] = {}
+
+    @property
+    def inference_generator(self) -> nn.Module:
+        """The EMA generator when there is one, else the trained one."""
+        return self.generator_ema if self.generator_ema is not None else self.generator
+
+    def forward(self, images: torch.Tensor, masks: torch.Tensor, sketches: torch.Tensor) -> torch.Tensor:
+        """Inpainted images (B,3,H,W) in [-1, 1]: the prediction composited into the known pixels."""
+        output: GeneratorOutput = self.inference_generator(images, masks, sketches)
+        return composite(output.refined, images, masks)
+
+    def configure_optimizers(self):
+        return self.optimizer_g(self.generator.parameters()), self.optimizer_d(
+            self.discriminator.parameters()
+        )
+
+    def _optimizer_step(self, optimizer, loss: torch.Tensor) -> None:
+        self.toggle_optimizer(optimizer)
+        optimizer.zero_grad(set_to_none=True)
+        self.manual_backward(loss)
+        if self.gradient_clip_norm:
+            self.clip_gradients(
+                optimizer, gradient_clip_val=self.gradient_clip_norm, gradient_clip_algorithm="norm"
+            )
+        optimizer.step()
+        self.untoggle_optimizer(optimizer)
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        images, masks, sketches = batch["image"], batch["mask"], batch["sketch"]
+        opt_g, opt_d = self.optimizers()
+        output = self.generator(images, masks, sketches)
+        completed = composite(output.refined, images, masks)
+
+        real_logits = self.discriminator(images, masks, sketches)
+        fake_logits = self.discriminator(completed.detach(), masks, sketches)
+        d_loss = hinge_discriminator_loss(real_logits, fake_logits)
+        self._optimizer_step(opt_d, d_loss)
+
+        g_losses = self.loss.generator_loss(
+            output, images, masks, self.discriminator(completed, masks, sketches)
+        )
+        self._optimizer_step(opt_g, g_losses["loss"])
+        self._update_ema()
+
+        logged = {f"train/{name}": value.detach() for name, value in g_losses.items() if name != "loss"}
+        logged.update({"train/g_loss": g_losses["loss"].detach(), "train/d_loss": d_loss.detach()})
+        self.log_dict(logged, prog_bar=False, on_step=True, on_epoch=True, sync_dist=True)
+        self.log("train/g", logged["train/g_loss"], prog_bar=True, logger=False)
+        self.log("train/d", logged["train/d_loss"], prog_bar=True, logger=False)
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        if self.generator_ema is None:
+            return
+        step = self.trainer.global_step // 2 if self._trainer is not None else 0
+        decay = min(self.ema_decay, (1.0 + step) / (10.0 + step))  # warm-up: early weights fade fast
+        ema_params = list(self.generator_ema.parameters())
+        torch._foreach_lerp_(ema_params, [p.detach() for p in self.generator.parameters()], 1.0 - decay)
+        for ema_buffer, buffer in zip(self.generator_ema.buffers(), self.generator.buffers(), strict=True):
+            ema_buffer.copy_(buffer)
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        images, masks, sketches = batch["image"], batch["mask"], batch["sketch"]
+        output: GeneratorOutput = self.inference_generator(images, masks, sketches)
+        completed = composite(output.refined, images, masks)
+        target = to_unit_range(images)
+        self.val_metrics.update(to_unit_range(completed), target, masks)
+        self.val_mean_fill.update(to_unit_range(mean_fill(images, masks)), target, masks)
+        if self.val_temperature is not None and "temperature" in output.aux:
+            self.val_temperature.update(output.aux["temperature"])
+
+    def on_validation_epoch_end(self) -> None:
+        logged = {f"val/{name}": value for name, value in self.val_metrics.compute().items()}
+        logged["val/psnr_hole_mean_fill"] = self.val_mean_fill.compute()["psnr_hole"]
+        if self.val_temperature is not None and self.val_temperature.update_count:
+            logged.update({f"temperature/{k}": v for k, v in self.val_temperature.compute().items()})
+            self.val_temperature.reset()
+        self.log_dict(logged, sync_dist=True)
+        self.val_metrics.reset()
+        self.val_mean_fill.reset()
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["mtmsa_config"] = self.run_config
