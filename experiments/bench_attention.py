@@ -75,7 +75,8 @@ class PeakMemory:
         self.mib = (peak - self.start) / 2**20
 
 
-def median_seconds(function, repeats: int, device: torch.device) -> float:
+def seconds(function, repeats: int, device: torch.device) -> dict[str, float]:
+    """Median and minimum wall time of ``repeats`` calls."""
     times = []
     for _ in range(repeats):
         if device.type == "cuda":
@@ -85,7 +86,7 @@ def median_seconds(function, repeats: int, device: torch.device) -> float:
         if device.type == "cuda":
             torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return {"seconds": statistics.median(times), "min_seconds": min(times)}
 
 
 @torch.no_grad()
@@ -96,14 +97,14 @@ def measure_case(case: str, size: int, args: argparse.Namespace) -> dict[str, fl
     if case == "matmul":
         a, b = (torch.randn(MATMUL_SIZE, MATMUL_SIZE, device=device, dtype=args.dtype) for _ in range(2))
         a @ b
-        seconds = median_seconds(lambda: a @ b, args.repeats, device)
-        return {"seconds": seconds, "flops_per_s": 2 * MATMUL_SIZE**3 / seconds}
+        timing = seconds(lambda: a @ b, args.repeats, device)
+        return {**timing, "flops_per_s": 2 * MATMUL_SIZE**3 / timing["seconds"]}
     module = build(case, args).to(device, args.dtype).eval()
     module(*inputs(8, args, device))
     x, mask = inputs(size, args, device)
     with PeakMemory(device) as memory:
         module(x, mask)
-    return {"seconds": median_seconds(lambda: module(x, mask), args.repeats, device), "peak_mib": memory.mib}
+    return {**seconds(lambda: module(x, mask), args.repeats, device), "peak_mib": memory.mib}
 
 
 def count_flops(size: int, args: argparse.Namespace) -> int:
@@ -137,7 +138,7 @@ def run_in_subprocess(case: str, size: int, args: argparse.Namespace) -> dict[st
 
 
 def report(args: argparse.Namespace) -> str:
-    size = args.size
+    size, load = args.size, os.getloadavg()[0]
     matmul = run_in_subprocess("matmul", MATMUL_SIZE, args)
     main = {case: run_in_subprocess(case, size, args) for case in CASES}
     scaling = {
@@ -151,15 +152,16 @@ def report(args: argparse.Namespace) -> str:
         f"Device {args.device} ({torch.get_num_threads()} threads), {dtype}, torch {torch.__version__}; "
         f"batch {args.batch}, {args.channels} channels, {args.heads} heads, temperature {args.temperature}, "
         f"forward only; median of {args.repeats} runs; load average before the run "
-        f"{os.getloadavg()[0]:.1f}.",
+        f"{load:.1f} (2 cores shared with other jobs: compare the min column when it is high).",
         "",
-        "| module | positions | time (ms) | peak memory (MiB) | GFLOP/s |",
-        "|---|---|---|---|---|",
+        "| module | positions | median time (ms) | min time (ms) | peak memory (MiB) | GFLOP/s (median) |",
+        "|---|---|---|---|---|---|",
     ]
     for case in CASES:
         rate = f"{flops / main[case]['seconds'] / 1e9:.1f}" if case != "contextual" else "-"
         lines.append(
-            f"| {case} | {size}x{size} | {main[case]['seconds'] * 1e3:.1f} | {main[case]['peak_mib']:.1f} | {rate} |"
+            f"| {case} | {size}x{size} | {main[case]['seconds'] * 1e3:.1f} | {main[case]['min_seconds'] * 1e3:.1f} "
+            f"| {main[case]['peak_mib']:.1f} | {rate} |"
         )
     lines += [
         "",
@@ -167,7 +169,8 @@ def report(args: argparse.Namespace) -> str:
         f"{reference['peak_mib'] / max(fused['peak_mib'], 1e-3):.1f}x less peak memory (targets: 4x, 8x).",
         f"- fused: {flops / 1e9:.1f} GFLOP per forward, {flops / fused['seconds'] / 1e9:.1f} GFLOP/s = "
         f"{100 * fraction:.0f}% of this machine's {MATMUL_SIZE}x{MATMUL_SIZE} matmul "
-        f"({matmul['flops_per_s'] / 1e9:.1f} GFLOP/s; target 40%).",
+        f"({matmul['flops_per_s'] / 1e9:.1f} GFLOP/s; target 40%); with minimum times: "
+        f"{100 * matmul['min_seconds'] / fused['min_seconds'] * flops / (2 * MATMUL_SIZE**3):.0f}%.",
         "",
         "| fused, positions | HW | peak memory (MiB) | MiB per 1k positions | time (ms) |",
         "|---|---|---|---|---|",

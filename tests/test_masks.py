@@ -88,13 +88,24 @@ def test_segment_rasterisation_draws_capsules():
     segments = Segments(
         starts=torch.tensor([[[10.0, 10.0], [0.0, 0.0]]]),
         ends=torch.tensor([[[20.0, 10.0], [31.0, 31.0]]]),
-        radius=torch.tensor([[2.0, -1.0]]),  # the second segment is unused
+        radius=torch.tensor([[2.5, -1.0]]),  # the second segment is unused
     )
-    mask = rasterize_segments(segments, 32, 32)[0, 0]
-    assert mask[10, 15] == 1 and mask[12, 15] == 1 and mask[13, 15] == 0  # (row y, column x)
-    assert mask[10, 8] == 1 and mask[10, 7] == 0 and mask[10, 22] == 1 and mask[10, 23] == 0  # round caps
-    assert mask[5, 5] == 0 and mask[25, 25] == 0
-    assert mask.sum() == 11 * 5 + 2 * 4  # 5 px wide body over x = 10..20, two caps of 4 px
+    mask = rasterize_segments(segments, 32, 32)[0, 0]  # indexed [y, x]
+    assert mask[10, 15] == 1 and mask[12, 15] == 1 and mask[13, 15] == 0
+    assert mask[10, 8] == 1 and mask[10, 7] == 0 and mask[8, 9] == 1 and mask[8, 8] == 0  # round cap
+    assert mask[10, 22] == 1 and mask[10, 23] == 0
+    assert mask.sum() == 11 * 5 + 2 * 8  # 5 px wide body over x = 10..20, two caps of 8 px
+
+
+def test_segment_rasterisation_matches_a_direct_distance():
+    segments = BrushStrokes()(3, 40, 50, generator=seeded(5))
+    ys, xs = torch.meshgrid(torch.arange(40.0), torch.arange(50.0), indexing="ij")
+    pixels = torch.stack([xs, ys], -1).view(1, 1, 40, 50, 2)
+    a, b = segments.starts[:, :, None, None], segments.ends[:, :, None, None]
+    t = (((pixels - a) * (b - a)).sum(-1) / ((b - a) ** 2).sum(-1).clamp(min=1e-6)).clamp(0, 1)
+    distance = (pixels - a - t[..., None] * (b - a)).norm(dim=-1)
+    expected = (distance <= segments.radius[:, :, None, None]).any(1, keepdim=True).float()
+    assert (rasterize_segments(segments, 40, 50) != expected).float().mean() < 1e-3  # ties may round apart
 
 
 def test_segment_rasterisation_in_chunks_matches(monkeypatch):
@@ -248,3 +259,14 @@ def test_mask_folder_errors(tmp_path):
     write_png(tmp_path / "a.png", np.zeros((4, 4)))
     with pytest.raises(ValueError, match="hole-white"):
         MaskFolder(tmp_path, convention="white")
+
+
+def test_evaluation_masks_cache_returns_the_same_masks():
+    from mtmsa.data.masks import Boxes, EvaluationMasks, FreeFormMasks
+
+    made = EvaluationMasks(FreeFormMasks(boxes=Boxes(count=(1, 2), size=(0.2, 0.5))), seed=5, cache_size=2)
+    indices = torch.tensor([0, 1, 2])
+    first = made(indices, 48, 40)
+    assert len(made._cache) == 2  # bounded
+    assert torch.equal(made(indices, 48, 40), first)
+    assert torch.equal(EvaluationMasks(made.masks, seed=5)(indices, 48, 40), first)

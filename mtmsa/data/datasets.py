@@ -26,10 +26,9 @@ from skimage import data as skimage_data
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
-from mtmsa.data.io import DEFAULT_MAX_PIXELS, ImageReadError, read_image_size, read_rgb
+from mtmsa.data.io import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, ImageReadError, read_image_size, read_rgb
 from mtmsa.images import to_model_range
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 """File name endings (any letter case) that are listed as images."""
 
 MAX_SUBSTITUTION_ATTEMPTS = 16

@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 DEFAULT_MAX_PIXELS = 100_000_000
 """Images whose header announces more pixels than this are refused (decompression-bomb guard)."""
 

@@ -6,13 +6,12 @@ same seeded generator gives the same masks. Shape parameters are fractions of th
 side unless said otherwise), so one config serves 64 px and 256 px images alike.
 
 Strokes are rasterised as capsules: a pixel is a hole when its distance to a stroke segment is at most half
-the segment's width, evaluated for all pixels, segments and samples at once (in chunks of segments so that
-memory stays bounded).
+the segment's width, evaluated for all samples and segments at once on a window around each segment (in
+chunks of segments so that memory stays bounded); boxes likewise. No Python loop runs over pixels or samples.
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -21,11 +20,12 @@ from typing import NamedTuple
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
+
+from mtmsa.data.io import IMAGE_EXTENSIONS, read_gray
+from mtmsa.data.seeds import sample_seed
 
 DEFAULT_BUCKETS = ((0.0, 0.1), (0.1, 0.2), (0.2, 0.3), (0.3, 0.4), (0.4, 0.5), (0.5, 0.6))
-MASK_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
-_RASTER_BUDGET = 2**24  # elements of one (B, segments, H, W) float chunk: 64 MiB
+_RASTER_BUDGET = 2**24  # elements of one (B, segments, window) float chunk: 64 MiB
 
 
 class Segments(NamedTuple):
@@ -55,7 +55,9 @@ def _integers(low: int, high: int, size, generator) -> torch.Tensor:
 def _pair(values: Sequence[float], name: str) -> tuple[float, float]:
     low, high = (float(v) for v in values)
     if not 0 <= low <= high:
-        raise ValueError(f"{name} must be a range [low, high] with 0 <= low <= high, got {list(values)}")
+        raise ValueError(
+            f"mask option {name} must be a range [low, high] with 0 <= low <= high, got {list(values)}"
+        )
     return low, high
 
 
@@ -63,7 +65,7 @@ def _count_range(values: Sequence[int], name: str) -> tuple[int, int]:
     low, high = (int(v) for v in values)
     if not 0 <= low <= high:
         raise ValueError(
-            f"{name} must be a range [low, high] of counts with 0 <= low <= high, got {list(values)}"
+            f"mask option {name} must be a range [low, high] of counts with 0 <= low <= high, got {list(values)}"
         )
     return low, high
 
@@ -199,7 +201,7 @@ class Boxes:
         self.size = _pair(size, "size")
         self.margin = float(margin)
         if not 0 <= self.margin < 0.5:
-            raise ValueError(f"margin must be in [0, 0.5) of the image size, got {margin}")
+            raise ValueError(f"mask option margin must be in [0, 0.5) of the image size, got {margin}")
 
     def __call__(self, batch_size: int, height: int, width: int, generator=None) -> torch.Tensor:
         k = self.count[1]
@@ -215,29 +217,42 @@ class Boxes:
 def rasterize_segments(segments: Segments, height: int, width: int) -> torch.Tensor:
     """(B,1,H,W) 0/1: pixel centres within ``radius`` of any segment (capsules with round caps).
 
-    The squared distance to a segment a->b is ``|p-a|^2 - L^2 t (2s - t)`` with ``s`` the projection
-    parameter of p and ``t = clamp(s, 0, 1)``; ``|p-a|^2`` and ``s`` separate into row and column terms,
-    so only a few (B,S,H,W) operations remain. Segments are processed in chunks of bounded memory.
+    Each segment is evaluated only on a window around it (the size of the largest segment's bounding box
+    in the batch): distance from each window pixel to the segment, thresholded by the radius, then added
+    onto the canvas at the window's position. Segments are processed in chunks of bounded memory.
     """
     starts, ends, radius = segments
     batch, count = radius.shape
     device = radius.device
-    xs = torch.arange(width, device=device, dtype=torch.float32).view(1, 1, 1, width)
-    ys = torch.arange(height, device=device, dtype=torch.float32).view(1, 1, height, 1)
-    hole = torch.zeros(batch, height, width, dtype=torch.bool, device=device)
-    chunk = max(1, _RASTER_BUDGET // max(1, batch * height * width))
+    reach = radius.clamp(min=0)[..., None]
+    first_pixel = (torch.minimum(starts, ends) - reach).ceil()
+    last_pixel = (torch.maximum(starts, ends) + reach).floor()
+    span = (last_pixel - first_pixel).amax((0, 1)).tolist() if count else [0.0, 0.0]
+    window_w, window_h = min(width, int(span[0]) + 1), min(height, int(span[1]) + 1)
+    limit = torch.tensor([width - window_w, height - window_h], device=device, dtype=torch.float32)
+    origin = torch.minimum(first_pixel.clamp(min=0), limit)
+    offsets_x = torch.arange(window_w, device=device, dtype=torch.float32).view(1, 1, 1, window_w)
+    offsets_y = torch.arange(window_h, device=device, dtype=torch.float32).view(1, 1, window_h, 1)
+    canvas = torch.zeros(batch * height * width, device=device)
+    rows_before = torch.arange(batch, device=device).view(batch, 1, 1, 1) * height
+    chunk = max(1, _RASTER_BUDGET // max(1, batch * window_h * window_w))
     for first in range(0, count, chunk):
-        a = starts[:, first : first + chunk, :, None, None]
-        d = ends[:, first : first + chunk, :, None, None] - a
-        r = radius[:, first : first + chunk, None, None]
-        ax, ay, dx, dy = a[:, :, 0], a[:, :, 1], d[:, :, 0], d[:, :, 1]
-        length2 = dx * dx + dy * dy
-        inverse = 1.0 / length2.clamp(min=1e-6)
-        s = (xs - ax) * dx * inverse + (ys - ay) * dy * inverse
-        t = s.clamp(0.0, 1.0)
-        distance2 = (xs - ax) ** 2 + (ys - ay) ** 2 - length2 * t * (2 * s - t)
-        hole |= (distance2 <= r * r.abs()).any(1)
-    return hole[:, None].float()
+        part = slice(first, first + chunk)
+        xs = origin[:, part, 0, None, None] + offsets_x  # (B,c,1,w)
+        ys = origin[:, part, 1, None, None] + offsets_y  # (B,c,h,1)
+        ax, ay = starts[:, part, 0, None, None], starts[:, part, 1, None, None]
+        dx = ends[:, part, 0, None, None] - ax
+        dy = ends[:, part, 1, None, None] - ay
+        inverse = 1.0 / (dx * dx + dy * dy).clamp(min=1e-6)
+        from_x, from_y = xs - ax, ys - ay  # (B,c,1,w), (B,c,h,1)
+        t = (from_x * (dx * inverse) + from_y * (dy * inverse)).clamp_(0.0, 1.0)  # nearest point parameter
+        off_x = torch.addcmul(from_x, t, -dx)
+        off_y = torch.addcmul(from_y, t, -dy)
+        r = radius[:, part, None, None]
+        inside = torch.addcmul(off_x.mul_(off_x), off_y, off_y) <= r * r.abs()
+        index = (rows_before + ys.long()) * width + xs.long()
+        canvas.index_put_((index.flatten(),), inside.flatten().float(), accumulate=True)
+    return (canvas > 0).float().view(batch, 1, height, width)
 
 
 def rasterize_boxes(boxes: torch.Tensor, height: int, width: int) -> torch.Tensor:
@@ -317,17 +332,17 @@ def fit_hole_ratio(masks: torch.Tensor, low: float, high: float) -> torch.Tensor
 class MaskGenerator:
     """Base of the mask generators: optional hole-ratio range by rejection sampling.
 
-    ``hole_ratio=(low, high)``: samples whose hole ratio is outside [low, high) are redrawn (whole batches,
-    at most ``max_attempts`` draws in all); the ones still outside are then moved into the range by
+    ``hole_ratio=(low, high)``: samples whose hole ratio is outside [low, high) are redrawn (at most
+    ``max_attempts`` draws in all); the ones still outside are then moved into the range by
     :func:`fit_hole_ratio`. Subclasses implement ``sample(batch_size, height, width, generator)``.
     """
 
     def __init__(self, hole_ratio: Sequence[float] | None = None, max_attempts: int = 10):
         self.hole_ratio = None if hole_ratio is None else _pair(hole_ratio, "hole_ratio")
         if self.hole_ratio is not None and self.hole_ratio[1] > 1:
-            raise ValueError(f"hole_ratio must lie within [0, 1], got {list(hole_ratio)}")
+            raise ValueError(f"mask option hole_ratio must lie within [0, 1], got {list(hole_ratio)}")
         if max_attempts < 1:
-            raise ValueError(f"max_attempts must be at least 1, got {max_attempts}")
+            raise ValueError(f"mask option max_attempts must be at least 1, got {max_attempts}")
         self.max_attempts = int(max_attempts)
 
     def sample(self, batch_size: int, height: int, width: int, generator=None) -> torch.Tensor:
@@ -339,12 +354,10 @@ class MaskGenerator:
             return masks
         low, high = self.hole_ratio
         for _ in range(self.max_attempts - 1):
-            rejected = ~_in_range(masks, low, high)
-            if not bool(rejected.any()):
+            rejected = torch.nonzero(~_in_range(masks, low, high)).flatten()
+            if len(rejected) == 0:
                 return masks
-            masks = torch.where(
-                rejected[:, None, None, None], self.sample(batch_size, height, width, generator), masks
-            )
+            masks[rejected] = self.sample(len(rejected), height, width, generator)
         return fit_hole_ratio(masks, low, high)
 
 
@@ -436,11 +449,6 @@ def bucket_of(masks: torch.Tensor, buckets: Sequence[Sequence[float]] = DEFAULT_
     return index
 
 
-def _sample_seed(seed: int, index: int) -> int:
-    digest = hashlib.sha256(f"mtmsa-mask:{seed}:{index}".encode()).digest()
-    return int.from_bytes(digest[:8], "little") & (2**63 - 1)
-
-
 class EvaluationMasks:
     """Fixed validation/test masks: a pure function of (seed, sample index).
 
@@ -450,7 +458,9 @@ class EvaluationMasks:
     inside the bucket by :func:`fit_hole_ratio` (grown by dilation or shrunk by erosion, deterministic). So
     every mask lands in its bucket, whatever the batch it is requested in.
 
-    Call: ``(indices (B,) long, height, width) -> (B,1,H,W)`` on the CPU.
+    Call: ``(indices (B,) long, height, width) -> (B,1,H,W)`` on the CPU. Making one takes milliseconds at
+    256 px, so the first ``cache_size`` masks made are kept (as bits: 8 KiB each at 256 px) and every later
+    validation epoch reuses them.
     """
 
     def __init__(
@@ -458,8 +468,9 @@ class EvaluationMasks:
         masks: MaskGenerator,
         seed: int,
         buckets: Sequence[Sequence[float]] = DEFAULT_BUCKETS,
-        max_attempts: int = 32,
+        max_attempts: int = 16,
         attempts_per_draw: int = 8,
+        cache_size: int = 50_000,
     ):
         self.masks = masks
         self.seed = int(seed)
@@ -468,6 +479,8 @@ class EvaluationMasks:
             raise ValueError("EvaluationMasks needs at least one hole-ratio bucket")
         self.max_attempts = int(max_attempts)
         self.attempts_per_draw = int(attempts_per_draw)
+        self.cache_size = int(cache_size)
+        self._cache: dict[tuple[int, int, int], np.ndarray] = {}
 
     @property
     def labels(self) -> list[str]:
@@ -478,7 +491,7 @@ class EvaluationMasks:
 
     def _one(self, index: int, height: int, width: int) -> torch.Tensor:
         low, high = self.buckets[index % len(self.buckets)]
-        generator = torch.Generator().manual_seed(_sample_seed(self.seed, index))
+        generator = torch.Generator().manual_seed(sample_seed(self.seed, index, stream="mask"))
         for _ in range(0, self.max_attempts, self.attempts_per_draw):
             candidates = self.masks(self.attempts_per_draw, height, width, generator=generator)
             fitting = torch.nonzero(_in_range(candidates, low, high)).flatten()
@@ -486,8 +499,18 @@ class EvaluationMasks:
                 return candidates[fitting[0]]
         return fit_hole_ratio(candidates[-1:], low, high)[0]
 
+    def _cached(self, index: int, height: int, width: int) -> torch.Tensor:
+        key = (index, height, width)
+        packed = self._cache.get(key)
+        if packed is not None:
+            return torch.from_numpy(np.unpackbits(packed)[: height * width].reshape(1, height, width)).float()
+        mask = self._one(index, height, width)
+        if len(self._cache) < self.cache_size:
+            self._cache[key] = np.packbits(mask.to(torch.uint8).flatten().numpy())
+        return mask
+
     def __call__(self, indices: torch.Tensor, height: int, width: int) -> torch.Tensor:
-        return torch.stack([self._one(int(i), height, width) for i in indices.tolist()])
+        return torch.stack([self._cached(int(i), height, width) for i in indices.tolist()])
 
 
 class MaskFolder:
@@ -515,10 +538,10 @@ class MaskFolder:
             raise FileNotFoundError(
                 f"mask folder {self.root} does not exist; point the mask folder option at it"
             )
-        self.files = sorted(p for p in self.root.iterdir() if p.suffix.lower() in MASK_EXTENSIONS)
+        self.files = sorted(p for p in self.root.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
         if not self.files:
             raise FileNotFoundError(
-                f"mask folder {self.root} holds no mask images ({', '.join(MASK_EXTENSIONS)}); "
+                f"mask folder {self.root} holds no mask images ({', '.join(IMAGE_EXTENSIONS)}); "
                 "put the mask images there or point at another folder"
             )
         self.hole_white = convention == "hole-white"
@@ -530,12 +553,7 @@ class MaskFolder:
     def read(self, index: int) -> torch.Tensor:
         """(1,H0,W0) mask of file ``index % len(self)`` at its own size."""
         path = self.files[index % len(self.files)]
-        try:
-            with Image.open(path) as image:
-                grey = np.asarray(image.convert("L"), dtype=np.float32) / 255.0
-        except OSError as error:
-            raise OSError(f"cannot read mask image {path}: {error}; replace or remove the file") from error
-        white = torch.from_numpy(grey) > self.threshold
+        white = torch.from_numpy(read_gray(path)) > self.threshold
         return (white if self.hole_white else ~white)[None].float()
 
     def __call__(self, indices: torch.Tensor, height: int, width: int) -> torch.Tensor:
