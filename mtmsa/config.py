@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 from omegaconf import OmegaConf
@@ -25,6 +26,16 @@ def strategy_for(devices: int | str | Sequence[int], num_nodes: int) -> str:
     return "ddp_find_unused_parameters_true" if device_count(devices) * int(num_nodes) > 1 else "auto"
 
 
+def run_group(mode: object, sweep_dir: str, single_run_group: str) -> str:
+    """Dashboard group of a run: every job of one multirun sweep shares "sweep-<its folder name>";
+    a single run is grouped by ``single_run_group`` (data set and attention)."""
+    return f"sweep-{Path(sweep_dir).name}" if str(mode).endswith("MULTIRUN") else single_run_group
+
+
+RESOLVERS = {"mtmsa.strategy": strategy_for, "mtmsa.run_group": run_group}
+
+
 def register_resolvers() -> None:
-    if not OmegaConf.has_resolver("mtmsa.strategy"):
-        OmegaConf.register_new_resolver("mtmsa.strategy", strategy_for)
+    for name, resolver in RESOLVERS.items():
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, resolver)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
-from pytorch_lightning.loggers import WandbLogger
+from pytorch_lightning.loggers import Logger, WandbLogger
 
 log = logging.getLogger(__name__)
 
@@ -35,3 +36,17 @@ def wandb_logger(save_dir: str, offline: bool | None = None, **kwargs) -> WandbL
             save_dir,
         )
     return WandbLogger(save_dir=save_dir, offline=offline, **kwargs)
+
+
+def log_table(loggers: Sequence[Logger], key: str, columns: list[str], rows: list[list], step: int) -> None:
+    """Send a table to the loggers that take tables (wandb); the CSV log has the same values as scalars."""
+    for logger in loggers:
+        if isinstance(logger, WandbLogger):
+            logger.log_table(key=key, columns=columns, data=rows, step=step)
+
+
+def finish_wandb_runs(loggers: Sequence[Logger]) -> None:
+    """Close the wandb runs of these loggers, so that the next job of a multirun starts its own run."""
+    for logger in loggers:
+        if isinstance(logger, WandbLogger) and logger._experiment is not None:
+            logger.experiment.finish()

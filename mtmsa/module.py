@@ -12,7 +12,8 @@ from torch import nn
 
 from mtmsa.baselines import mean_fill
 from mtmsa.images import composite, to_unit_range
-from mtmsa.metrics import HeadStatistics, InpaintingMetrics
+from mtmsa.loggers import log_table
+from mtmsa.metrics import HeadStatistics, InpaintingMetrics, bucket_table
 from mtmsa.models.attention import TemperatureMaskedAttention
 from mtmsa.models.generator import GeneratorOutput
 from mtmsa.models.losses import InpaintingLoss, hinge_discriminator_loss
@@ -136,7 +137,10 @@ class InpaintingModule(pl.LightningModule):
             self.val_temperature.update(output.aux["temperature"])
 
     def on_validation_epoch_end(self) -> None:
-        logged = {f"val/{name}": value for name, value in self.val_metrics.compute().items()}
+        values = self.val_metrics.compute()
+        if self.trainer.is_global_zero and not self.trainer.sanity_checking:
+            log_table(self.loggers, "val/buckets", *bucket_table(values), step=self.global_step)
+        logged = {f"val/{name}": value for name, value in values.items()}
         logged["val/psnr_hole_mean_fill"] = self.val_mean_fill.compute()["psnr_hole"]
         if self.val_temperature is not None and self.val_temperature.update_count:
             logged.update({f"temperature/{k}": v for k, v in self.val_temperature.compute().items()})

@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 import mtmsa  # noqa: F401  (registers the config resolvers)
 from mtmsa.cli import exit_on_user_error
+from mtmsa.loggers import finish_wandb_runs
 from mtmsa.summary import print_run_summary
 
 log = logging.getLogger(__name__)
@@ -46,8 +47,11 @@ def train(cfg: DictConfig) -> dict[str, float]:
     for logger in loggers:
         logger.log_hyperparams(model.run_config)
 
-    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
-    results = trainer.validate(model, datamodule=datamodule, verbose=False)
+    try:
+        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        results = trainer.validate(model, datamodule=datamodule, verbose=False)
+    finally:
+        finish_wandb_runs(loggers)
     metrics = {name: float(value) for name, value in (results[0] if results else {}).items()}
     if trainer.is_global_zero:
         print_run_summary(trainer, metrics, Path(cfg.paths.output_dir), time.perf_counter() - started)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -13,6 +14,7 @@ import torch
 
 from mtmsa.train import train
 from tests.conftest import compose_config
+from tests.wandb_records import history
 
 TINY = [
     "dataset.image_size=32",
@@ -118,3 +120,19 @@ def test_two_process_ddp_on_cpu(tmp_path, sample_data_dir):
     assert "distributed_backend=gloo" in result.stderr + result.stdout
     checkpoint = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     assert checkpoint["global_step"] == 4
+
+
+def test_wandb_offline_run_holds_images_tables_and_metrics(tmp_path, sample_data_dir, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    _, run = run_training(tmp_path, sample_data_dir, ["logger=wandb", "trainer.max_steps=4", "trainer.val_check_interval=2"])
+    (offline_run,) = (run / "wandb").glob("offline-run-*")
+    logged = history(next(offline_run.glob("run-*.wandb")))
+    assert len(logged["val/psnr_hole"]) == 2  # one validation during fit (after 2 batches), one after it
+    assert all(value > 0 for value in logged["val/psnr_hole"])
+    assert {"val/psnr_hole_mean_fill", "temperature/head0_mean", "train/g_loss_epoch", "val/psnr_0-10%"} <= logged.keys()
+    files = offline_run / "files" / "media"
+    for name in ("inpainting", "temperature", "attention"):
+        assert list(files.glob(f"images/previews/{name}_*.png")), name
+    table = json.loads(sorted(files.glob("table/val/buckets_*.table.json"))[-1].read_text())
+    assert table["columns"][:2] == ["hole ratio", "psnr"] and table["data"][-1][0] == "all"
