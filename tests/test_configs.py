@@ -69,7 +69,8 @@ def test_wandb_goes_offline_without_credentials(tmp_path, monkeypatch):
 @pytest.mark.parametrize(
     "devices,num_nodes,expected",
     [(1, 1, "auto"), (4, 1, "ddp_find_unused_parameters_true"), (1, 2, "ddp_find_unused_parameters_true"),
-     ("0,1", 1, "ddp_find_unused_parameters_true"), ("1", 1, "auto")],
+     ("[0,1]", 1, "ddp_find_unused_parameters_true"), ("'0,1'", 1, "ddp_find_unused_parameters_true"),
+     ("'1'", 1, "auto")],
 )
 def test_strategy_follows_device_count(devices, num_nodes, expected, tmp_path):
     cfg = compose_config([f"trainer.devices={devices}", f"trainer.num_nodes={num_nodes}"], tmp_path)

@@ -1,0 +1,143 @@
+"""Loading trained generators from checkpoints without executing code stored in them.
+
+A Lightning checkpoint is a pickle, and unpickling can call any importable function. Checkpoints are
+therefore read with ``torch.load(weights_only=True)``, whose unpickler only rebuilds tensors and plain
+containers (dict, list, tuple, str, numbers, None); anything else is refused with
+:class:`CheckpointError`. The checkpoints ``mtmsa.train`` writes need nothing more.
+
+The generator is rebuilt from the run configuration stored in the checkpoint (``mtmsa_config``, see
+:class:`mtmsa.module.InpaintingModule`). Building it calls the ``_target_`` functions named there, so
+only targets inside :data:`ALLOWED_TARGET_PREFIX` are accepted: a crafted config cannot call, say,
+``os.system`` either.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+from hydra.utils import instantiate
+from torch import nn
+
+ALLOWED_TARGET_PREFIX = "mtmsa.models."
+"""Config ``_target_`` values that loading a checkpoint may call must start with this."""
+
+WEIGHT_PREFIXES = ("generator_ema.", "generator.")
+"""State-dict prefixes of the generator weights, in order of preference (EMA first)."""
+
+
+class CheckpointError(ValueError):
+    """A file that cannot be used as an mtmsa checkpoint; the message names the file and the reason."""
+
+    def __init__(self, path: str | os.PathLike, reason: str):
+        self.path = Path(path)
+        self.reason = reason
+        super().__init__(f"cannot use checkpoint {self.path}: {reason}")
+
+    def __reduce__(self):
+        return type(self), (self.path, self.reason)
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """The checkpoint dict of ``path``, unpickled weights-only (tensors and plain containers only).
+
+    Raises FileNotFoundError for a missing file and CheckpointError for a file that is not a torch
+    checkpoint or whose pickle refers to anything beyond plain data (it would run code when loaded).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"checkpoint {path} does not exist; pass the path of a .ckpt written by mtmsa.train "
+            "(<run>/checkpoints/last.ckpt)"
+        )
+    try:
+        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as error:
+        found = re.search(r"Unsupported (?:global|class):? (?:GLOBAL )?(\S+)", str(error))
+        if found is None:
+            detail = str(error).split("WeightsUnpickler error:")[-1].split("Check the documentation")[0]
+            raise CheckpointError(path, f"not a torch checkpoint ({' '.join(detail.split())})") from error
+        raise CheckpointError(
+            path,
+            f"refused: its pickle refers to {found.group(1)}, which is neither a tensor nor plain data, so "
+            "loading it would run code from the file. Load only checkpoints written by mtmsa.train",
+        ) from error
+    except Exception as error:  # torch raises RuntimeError, EOFError, ... for files that are no checkpoint
+        raise CheckpointError(path, f"not a torch checkpoint ({type(error).__name__}: {error})") from error
+    if not isinstance(checkpoint, dict):
+        raise CheckpointError(path, f"it holds a {type(checkpoint).__name__}, not a checkpoint dict")
+    return checkpoint
+
+
+def _targets(node: Any) -> Iterator[str]:
+    """Every ``_target_`` value in a nested config of dicts and lists."""
+    if isinstance(node, dict):
+        if "_target_" in node:
+            yield str(node["_target_"])
+        for value in node.values():
+            yield from _targets(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _targets(value)
+
+
+def build_generator(model_config: dict[str, Any], path: str | os.PathLike = "<config>") -> nn.Module:
+    """The untrained generator of a run's ``model`` config: ``generator(attention=attention)``.
+
+    Every ``_target_`` in the ``generator`` and ``attention`` nodes must start with
+    :data:`ALLOWED_TARGET_PREFIX`, else CheckpointError (naming ``path``) is raised before anything is called.
+    """
+    if not isinstance(model_config, dict) or "generator" not in model_config:
+        raise CheckpointError(path, "its mtmsa_config has no model.generator node")
+    nodes = {"generator": model_config["generator"], "attention": model_config.get("attention")}
+    for target in _targets(nodes):
+        if not target.startswith(ALLOWED_TARGET_PREFIX):
+            raise CheckpointError(
+                path,
+                f"its config names _target_ {target!r}, outside {ALLOWED_TARGET_PREFIX}*; refusing to call it",
+            )
+    attention = None if nodes["attention"] is None else instantiate(nodes["attention"])
+    return instantiate(nodes["generator"])(attention=attention)
+
+
+def generator_state_dict(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The generator weights of a LightningModule state dict: ``generator_ema.*`` if any, else ``generator.*``."""
+    for prefix in WEIGHT_PREFIXES:
+        weights = {k.removeprefix(prefix): v for k, v in state_dict.items() if k.startswith(prefix)}
+        if weights:
+            return weights
+    return {}
+
+
+def load_generator(
+    path: str | os.PathLike, device: str | torch.device = "cpu"
+) -> tuple[nn.Module, dict[str, Any]]:
+    """(generator in eval mode on ``device``, the run config) from an mtmsa training checkpoint.
+
+    The EMA weights are loaded when the checkpoint has them, the trained generator's otherwise.
+    Raises FileNotFoundError or CheckpointError with a message naming the file and what is wrong.
+    """
+    checkpoint = load_checkpoint(path, map_location="cpu")
+    config = checkpoint.get("mtmsa_config")
+    if not isinstance(config, dict) or "model" not in config:
+        raise CheckpointError(
+            path,
+            "it has no mtmsa_config (the run configuration mtmsa.train stores); it was not written by "
+            "mtmsa.train, or by a version from before configurations were stored",
+        )
+    weights = generator_state_dict(checkpoint.get("state_dict") or {})
+    if not weights:
+        raise CheckpointError(path, "its state_dict holds no generator_ema.* or generator.* weights")
+    generator = build_generator(config["model"], path)
+    try:
+        generator.load_state_dict(weights)
+    except RuntimeError as error:
+        raise CheckpointError(
+            path, f"its weights do not fit the generator of its own config ({error})"
+        ) from error
+    return generator.to(device).eval().requires_grad_(False), config

@@ -1,0 +1,207 @@
+"""Pictures of the training data: ``python -m mtmsa.data.preview [dataset=... mask=... sketch=...]``.
+
+Composes conf/preview.yaml (the ``dataset``, ``mask``, ``sketch`` and ``paths`` groups of conf/train.yaml)
+and writes into ``out_dir``:
+
+- ``preview_<dataset>.png``: one training sample per row, image | mask | sketch | masked input, with the
+  masks and sketches of the training distribution (``add_training_masks`` with a seeded generator);
+- ``hole_ratio_histograms.png``: the hole-ratio histogram of the selected mask config, or one panel per
+  option of conf/mask with ``all_masks=true``;
+- ``sketch_steps.png``: the steps of :class:`~mtmsa.data.sketch.EdgeSketches` for a few of the samples
+  (only when the sketch config is ``edges``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import hydra
+import kornia
+import matplotlib
+import numpy as np
+import torch
+from hydra import compose
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+from tqdm.auto import tqdm
+
+import mtmsa  # noqa: F401  (registers the config resolvers)
+from mtmsa.cli import exit_on_user_error
+from mtmsa.data.datamodule import Batch, InpaintingDataModule
+from mtmsa.data.masks import DEFAULT_BUCKETS, hole_ratio
+from mtmsa.data.sketch import EdgeSketches, dilate
+from mtmsa.images import masked_input, to_unit_range
+from mtmsa.previews import image_grid, save_png
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
+
+SKETCH_STEP_TITLES = (
+    "image",
+    "blurred grey",
+    "edge strength",
+    "cleaned strokes",
+    "partly dropped",
+    "warped",
+    "kept in hole",
+)
+
+
+def training_samples(datamodule: InpaintingDataModule, num_samples: int, seed: int) -> Batch:
+    """``num_samples`` augmented training images spread evenly over the training set, with masks and
+    sketches drawn by ``add_training_masks`` from a generator seeded with ``seed``.
+
+    Returns ``{"image": (N,3,H,W) in [-1, 1], "mask": (N,1,H,W), "sketch": (N,1,H,W)}``.
+    """
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    dataset = datamodule.train_set
+    indices = np.linspace(0, len(dataset) - 1, min(num_samples, len(dataset))).round().astype(int)
+    batch = {"image": torch.stack([dataset[int(i)]["image"] for i in indices])}
+    return datamodule.add_training_masks(batch, torch.Generator().manual_seed(seed))
+
+
+def sample_grid(batch: Batch) -> torch.Tensor:
+    """(3, rows, cols) in [0, 1]: one sample per row, image | mask | sketch | masked input."""
+    images, masks = batch["image"], batch["mask"]
+    return image_grid(
+        [to_unit_range(images), masks, batch["sketch"], to_unit_range(masked_input(images, masks))]
+    )
+
+
+def hole_ratios(
+    masks: Callable[..., torch.Tensor], count: int, size: int, batch_size: int, seed: int, name: str = ""
+) -> np.ndarray:
+    """(count,) hole ratios of ``count`` masks of ``size`` x ``size`` drawn in batches (with a progress bar)."""
+    generator = torch.Generator().manual_seed(seed)
+    ratios = []
+    with tqdm(total=count, desc=f"hole ratios {name}".strip(), unit="mask") as progress:
+        for first in range(0, count, batch_size):
+            drawn = min(batch_size, count - first)
+            ratios.append(hole_ratio(masks(drawn, size, size, generator=generator)))
+            progress.update(drawn)
+    return torch.cat(ratios).numpy()
+
+
+def plot_hole_ratio_histograms(ratios: Mapping[str, np.ndarray], size: int, path: str | Path) -> Path:
+    """One histogram panel per mask config (name -> hole ratios), with the evaluation buckets shaded."""
+    columns = min(3, len(ratios))
+    rows = math.ceil(len(ratios) / columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(4 * columns, 3 * rows), squeeze=False)
+    bins = np.linspace(0.0, 1.0, 51)
+    for axis, (name, values) in zip(axes.flat, ratios.items(), strict=False):
+        for number, (low, high) in enumerate(DEFAULT_BUCKETS):
+            axis.axvspan(low, high, color="0.92" if number % 2 else "0.85", zorder=0)
+        axis.hist(values, bins=bins, color="tab:blue", zorder=1)
+        axis.axvline(float(values.mean()), color="tab:red", linewidth=1, zorder=2)
+        axis.set_title(f"{name}: mean {values.mean():.2f}, n={len(values)}")
+        axis.set_xlim(0, 1)
+        axis.set_xlabel("hole ratio")
+    for axis in list(axes.flat)[len(ratios) :]:
+        axis.axis("off")
+    figure.suptitle(f"Hole ratios at {size}x{size} (shaded: evaluation buckets; red: mean)")
+    figure.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=80)
+    plt.close(figure)
+    return path
+
+
+def sketch_steps(sketches: EdgeSketches, images: torch.Tensor, masks: torch.Tensor, seed: int) -> list:
+    """The maps of each step of ``sketches.draw`` for (B,3,H,W) images and (B,1,H,W) masks, in the order
+    of ``SKETCH_STEP_TITLES``: (B,3,H,W) or (B,1,H,W) tensors in [0, 1].
+
+    Steps 3-6 call the sketcher's own methods in the order ``draw`` does, with one generator seeded with
+    ``seed``, so the last map equals ``sketches.draw(images, masks, generator seeded with seed)``. Steps 1-2
+    (blurred grey, non-maximum-suppressed Canny gradient magnitude scaled by its 99.9% quantile) are
+    recomputed here for display, as EdgeSketches does not return them.
+    """
+    generator = torch.Generator(device=images.device).manual_seed(seed)
+    height, width = images.shape[-2:]
+    sigma = max(0.5, sketches.blur * min(height, width))
+    kernel = 2 * math.ceil(3 * sigma) + 1
+    grey = kornia.color.rgb_to_grayscale(to_unit_range(images))
+    blurred = kornia.filters.gaussian_blur2d(grey, (kernel, kernel), (sigma, sigma))
+    magnitude, _ = kornia.filters.canny(grey, 1e-6, 1e-6, kernel, (sigma, sigma), False)
+    level = torch.quantile(magnitude.flatten(1), 0.999, dim=1).clamp(min=0.1).view(-1, 1, 1, 1)
+    cleaned = sketches.strokes(images, generator)
+    dropped = cleaned * sketches.keep_field(cleaned.shape, cleaned.device, generator)
+    warped = sketches.wobble(dropped, generator)
+    kept = warped * dilate(masks, sketches.margin_pixels(height, width))
+    return [to_unit_range(images), blurred, (magnitude / level).clamp(0, 1), cleaned, dropped, warped, kept]
+
+
+def plot_sketch_steps(steps: list, masks: torch.Tensor, path: str | Path) -> Path:
+    """A figure of ``sketch_steps`` output: one row per image, one titled column per step. The last column
+    shows the sketch in red over the image with its hole greyed out."""
+    image, *maps, kept = steps
+    hole_view = image * (1 - 0.6 * masks) + 0.3 * masks
+    overlay = torch.where(kept.bool(), torch.tensor([1.0, 0.0, 0.0]).view(1, 3, 1, 1), hole_view)
+    columns = [image, *maps, overlay]
+    rows = image.shape[0]
+    figure, axes = plt.subplots(rows, len(columns), figsize=(1.9 * len(columns), 2.0 * rows), squeeze=False)
+    for col, (title, tiles) in enumerate(zip(SKETCH_STEP_TITLES, columns, strict=True)):
+        for row in range(rows):
+            axis = axes[row, col]
+            axis.imshow(tiles[row].expand(3, -1, -1).permute(1, 2, 0).cpu().numpy(), interpolation="nearest")
+            axis.set_xticks([])
+            axis.set_yticks([])
+            if row == 0:
+                axis.set_title(title, fontsize=9)
+    figure.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=80)
+    plt.close(figure)
+    return path
+
+
+def mask_configs(cfg: DictConfig) -> dict[str, DictConfig]:
+    """The selected mask config under its option name, or every option of the ``mask`` group."""
+    if not cfg.all_masks:
+        return {HydraConfig.get().runtime.choices.get("mask", "mask"): cfg.mask}
+    names = GlobalHydra.instance().config_loader().get_group_options("mask")
+    return {name: compose(f"mask/{name}").mask for name in names}
+
+
+def write_previews(cfg: DictConfig) -> dict[str, Path]:
+    """Write the pictures of ``cfg`` (conf/preview.yaml) into ``cfg.out_dir``; returns name -> path."""
+    out_dir = Path(cfg.out_dir)
+    datamodule = instantiate(cfg.dataset, masks=instantiate(cfg.mask), sketches=instantiate(cfg.sketch))
+    batch = training_samples(datamodule, cfg.num_samples, cfg.seed)
+    written = {"samples": save_png(sample_grid(batch), out_dir / f"preview_{cfg.dataset.name}.png")}
+    ratios = {
+        name: hole_ratios(
+            instantiate(node),
+            cfg.histogram_samples,
+            cfg.histogram_size,
+            cfg.histogram_batch_size,
+            cfg.seed,
+            name,
+        )
+        for name, node in mask_configs(cfg).items()
+    }
+    written["histograms"] = plot_hole_ratio_histograms(
+        ratios, cfg.histogram_size, out_dir / "hole_ratio_histograms.png"
+    )
+    if isinstance(datamodule.sketches, EdgeSketches):
+        shown = slice(0, cfg.sketch_step_samples)
+        steps = sketch_steps(datamodule.sketches, batch["image"][shown], batch["mask"][shown], cfg.seed)
+        written["sketch_steps"] = plot_sketch_steps(steps, batch["mask"][shown], out_dir / "sketch_steps.png")
+    return written
+
+
+@hydra.main(version_base="1.3", config_path="../../conf", config_name="preview")
+def main(cfg: DictConfig) -> None:
+    with exit_on_user_error():
+        for name, path in write_previews(cfg).items():
+            print(f"{name}: wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,177 @@
+"""mtmsa.evaluate end to end on the sample photos, FID against a reference computation, LPIPS fallback."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.linalg
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, open_dict
+from PIL import Image
+from torch import nn
+from torchmetrics.image.fid import FrechetInceptionDistance
+
+from mtmsa.data.datasets import DatasetNotFoundError
+from mtmsa.evaluate import evaluate
+from mtmsa.fid import BucketedFID, InceptionFeatures, PrecomputedFeatures, inception_weights_path
+from mtmsa.lpips import lpips_unavailable_reason
+from tests.conftest import CONFIG_DIR
+from tests.test_checkpoints import tiny_checkpoint
+
+TINY_DATA = ["dataset.image_size=32", "dataset.resize=40"]
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory, sample_data_dir) -> Path:
+    return tiny_checkpoint(tmp_path_factory, sample_data_dir)
+
+
+def evaluate_config(overrides: list[str], output_dir: Path, data_dir: Path) -> DictConfig:
+    """Compose conf/evaluate.yaml as `python -m mtmsa.evaluate <overrides>` would, writing under output_dir."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONFIG_DIR)):
+        cfg = compose("evaluate", overrides=overrides, return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)
+    with open_dict(cfg):
+        del cfg.hydra
+        cfg.paths.output_dir = str(output_dir)
+        cfg.paths.data_dir = str(data_dir)
+    return cfg
+
+
+def test_checkpoint_evaluation_writes_bucketed_tables_and_samples(checkpoint, sample_data_dir, tmp_path):
+    overrides = [f"ckpt_path={checkpoint}", "limit=7", "batch_size=4", "samples=5"]
+    results = evaluate(evaluate_config(TINY_DATA + overrides, tmp_path, sample_data_dir))
+    assert results["method"] == "model" and results["images"] == 7
+    rows = {row[0]: row for row in results["rows"]}
+    # Sample i gets bucket i % 6: the first bucket holds images 0 and 6, the others one each.
+    assert list(rows) == ["0-10%", "10-20%", "20-30%", "30-40%", "40-50%", "50-60%", "all"]
+    assert [row[1] for row in rows.values()] == [2, 1, 1, 1, 1, 1, 7]
+    metrics = results["metrics"]
+    assert 5 < metrics["psnr_hole"] < metrics["psnr"] < 60 and 0 < metrics["ssim"] <= 1
+    assert metrics["fid"] > 0 and metrics["fid_0-10%"] is None  # buckets need fid_min_images (2048)
+    assert metrics["lpips"] is None and any(note.startswith("LPIPS unavailable") for note in results["notes"])
+    assert json.loads((tmp_path / "metrics.json").read_text())["rows"] == results["rows"]
+    csv_lines = (tmp_path / "metrics.csv").read_text().splitlines()
+    assert csv_lines[0].startswith("hole ratio,images,psnr,psnr_hole") and csv_lines[-1].startswith("all,7,")
+    markdown = (tmp_path / "metrics.md").read_text()
+    assert "| 10-20% | 1 |" in markdown and "n/a" in markdown and "unavailable" in markdown
+    samples = sorted((tmp_path / "samples").glob("*.png"))
+    assert [p.name for p in samples] == [f"sample_{i:06d}.png" for i in range(5)]  # across two batches
+    assert np.asarray(Image.open(samples[0])).shape == (32, 4 * 32 + 3 * 2, 3)  # input|sketch|output|target
+
+
+def test_classical_baselines_on_the_same_images_and_a_mask_folder(sample_data_dir, tmp_path):
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    hole = np.zeros((64, 64), np.uint8)
+    hole[8:40, 16:48] = 255  # 25% of the image
+    Image.fromarray(hole).save(masks / "box.png")
+    results = {}
+    for baseline in ("telea", "mean"):
+        overrides = [f"baseline={baseline}", f"mask_dir={masks}", "fid=false", "samples=0", "limit=8"]
+        results[baseline] = evaluate(
+            evaluate_config(TINY_DATA + overrides, tmp_path / baseline, sample_data_dir)
+        )
+        assert [row[:2] for row in results[baseline]["rows"]] == [["20-30%", 8], ["all", 8]]
+        assert not (tmp_path / baseline / "samples").exists()
+    assert results["telea"]["metrics"]["psnr_hole"] > results["mean"]["metrics"]["psnr_hole"] + 1.0
+    assert results["telea"]["metrics"]["fid"] is None  # fid=false
+
+
+def test_missing_inputs_are_clear_errors(sample_data_dir, tmp_path):
+    with pytest.raises(FileNotFoundError, match="missing.ckpt does not exist"):
+        evaluate(evaluate_config([f"ckpt_path={tmp_path / 'missing.ckpt'}"], tmp_path, sample_data_dir))
+    with pytest.raises(DatasetNotFoundError, match="celebahq"):
+        evaluate(evaluate_config(["dataset=celebahq", "baseline=mean"], tmp_path, sample_data_dir))
+
+
+def test_command_line_error_is_one_message_and_exit_2(tmp_path):
+    (tmp_path / "broken.ckpt").write_bytes(b"not a checkpoint at all")
+    env = {**os.environ, "MTMSA_ROOT": str(tmp_path)}
+    result = subprocess.run(
+        [sys.executable, "-m", "mtmsa.evaluate", f"ckpt_path={tmp_path / 'broken.ckpt'}"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "broken.ckpt: not a torch checkpoint" in result.stderr
+
+
+def reference_fid(real: np.ndarray, fake: np.ndarray) -> float:
+    """FID of two feature sets (N, D) with numpy/scipy, as in the original TTUR implementation."""
+    mu1, mu2 = real.mean(0), fake.mean(0)
+    sigma1, sigma2 = np.cov(real, rowvar=False), np.cov(fake, rowvar=False)
+    covmean = scipy.linalg.sqrtm(sigma1 @ sigma2).real
+    return float(((mu1 - mu2) ** 2).sum() + np.trace(sigma1 + sigma2 - 2 * covmean))
+
+
+class FixedFeatures(nn.Module):
+    """A small stand-in feature extractor: 4x4 average-pooled pixels, projected, (B,3,H,W) uint8 -> (B,32)."""
+
+    num_features = 32
+
+    def __init__(self):
+        super().__init__()
+        self.projection = torch.randn(48, 32, generator=torch.Generator().manual_seed(0))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        pooled = nn.functional.adaptive_avg_pool2d(images.float() / 255.0, 4).flatten(1)
+        return pooled @ self.projection
+
+
+def test_bucketed_fid_matches_a_scipy_reference_per_bucket():
+    generator = torch.Generator().manual_seed(1)
+    target = torch.rand(24, 3, 16, 16, generator=generator)
+    preds = (target + 0.2 * torch.rand(24, 3, 16, 16, generator=generator)).clamp(0, 1)
+    masks = torch.zeros(24, 1, 16, 16)
+    masks[12:, :, :4] = 1  # images 12..23 have 25% holes, 0..11 none
+    features = FixedFeatures()
+    fid = BucketedFID(buckets=((0.0, 0.1), (0.2, 0.3)), min_images=12, features=features)
+    fid.update(preds[:10], target[:10], masks[:10])
+    fid.update(preds[10:], target[10:], masks[10:])
+    values = fid.compute()
+    quantised = [features((x * 255 + 0.5).to(torch.uint8)).double().numpy() for x in (target, preds)]
+    for key, rows in (("fid", slice(None)), ("fid_0-10%", slice(0, 12)), ("fid_20-30%", slice(12, None))):
+        assert values[key] == pytest.approx(reference_fid(quantised[0][rows], quantised[1][rows]), rel=1e-3)
+    assert BucketedFID(((0.0, 0.1),), min_images=13, features=features).compute()["fid_0-10%"] is None
+
+
+def test_inception_fid_is_zero_for_identical_sets_and_large_for_noise(sample_data_dir):
+    assert inception_weights_path().name == "default_1.pt"
+    photos = [
+        np.asarray(Image.open(p)) for p in sorted((sample_data_dir / "sample" / "val").glob("*.png"))[:6]
+    ]
+    real = torch.from_numpy(np.stack(photos)).permute(0, 3, 1, 2)
+    noise = torch.randint(0, 256, real.shape, dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    features = InceptionFeatures()
+    real_features, noise_features = features(real).double(), features(noise).double()
+    assert real_features.shape == (6, 2048) and (real_features >= 0).all()  # pool3 after ReLU
+    same, different = (FrechetInceptionDistance(feature=PrecomputedFeatures()) for _ in range(2))
+    for metric, fake in ((same, real_features), (different, noise_features)):
+        metric.update(real_features, real=True)
+        metric.update(fake, real=False)
+    assert abs(float(same.compute())) < 1e-2
+    assert float(different.compute()) > 100
+
+
+def test_lpips_says_why_it_is_unavailable(monkeypatch, tmp_path):
+    monkeypatch.setattr("importlib.util.find_spec", lambda name: None)
+    assert "torchvision is not installed" in lpips_unavailable_reason("alex")
+    monkeypatch.undo()
+    monkeypatch.setattr("importlib.util.find_spec", lambda name: object())
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    reason = lpips_unavailable_reason("vgg")
+    assert "vgg backbone weights are not in the torch cache" in reason and "vgg16-397923af.pth" in reason
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "vgg16-397923af.pth").write_bytes(b"")
+    assert lpips_unavailable_reason("vgg") is None
