@@ -73,15 +73,29 @@ def attention_choice(overrides: list[str]) -> str:
 
 
 def main(overrides: list[str], iterations: int = 4) -> None:
-    with tempfile.TemporaryDirectory() as tmp, initialize_config_dir(version_base="1.3", config_dir=str(CONFIG_DIR)):
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        initialize_config_dir(version_base="1.3", config_dir=str(CONFIG_DIR)),
+    ):
         cfg = compose(
             "train",
             overrides=[
-                "dataset=folder", f"dataset.root={tmp}", "dataset.train_dir=.", "dataset.val_dir=.",
-                "dataset.num_workers=0", "dataset.batch_size=8", "model=default", "logger=[]", "callbacks=none",
-                "+trainer.limit_val_batches=0", f"trainer.max_steps={2 * (iterations + WARMUP_ITERATIONS)}",
-                "+trainer.enable_progress_bar=false", "+trainer.enable_model_summary=false",
-                "+trainer.enable_checkpointing=false", f"paths.output_dir={tmp}", *overrides,
+                "dataset=folder",
+                f"dataset.root={tmp}",
+                "dataset.train_dir=.",
+                "dataset.val_dir=.",
+                "dataset.num_workers=0",
+                "dataset.batch_size=8",
+                "model=default",
+                "logger=[]",
+                "callbacks=none",
+                "+trainer.limit_val_batches=0",
+                f"trainer.max_steps={2 * (iterations + WARMUP_ITERATIONS)}",
+                "+trainer.enable_progress_bar=false",
+                "+trainer.enable_model_summary=false",
+                "+trainer.enable_checkpointing=false",
+                f"paths.output_dir={tmp}",
+                *overrides,
             ],
         )
         write_random_images(Path(tmp), cfg.dataset.batch_size * 2, cfg.dataset.image_size)
@@ -94,9 +108,15 @@ def main(overrides: list[str], iterations: int = 4) -> None:
         images = torch.rand(cfg.dataset.batch_size, 3, cfg.dataset.image_size, cfg.dataset.image_size) * 2 - 1
         share = mask_and_sketch_seconds(datamodule, {"image": images.to(model.device)}) / iteration
 
-    device = torch.cuda.get_device_name() if model.device.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
+    device = (
+        torch.cuda.get_device_name()
+        if model.device.type == "cuda"
+        else f"CPU ({torch.get_num_threads()} threads)"
+    )
     params = sum(p.numel() for p in model.generator.parameters()) / 1e6
-    print("| device | model (G params) | attention | size | batch | precision | s / iteration | images/s | masks+sketches |")
+    print(
+        "| device | model (G params) | attention | size | batch | precision | s / iteration | images/s | masks+sketches |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     print(
         f"| {device} | {cfg.model.generator.width}w ({params:.2f}M) | {attention_choice(overrides)} | "

@@ -84,17 +84,6 @@ def attention_panel(
     return torch.where(outline, colour, panel)
 
 
-def temperature_stats(temperature: torch.Tensor) -> dict[str, float]:
-    """Temperatures (B,h,H,W) -> {"temperature/head{i}_mean"|"_min"|"_max": value} over batch and positions."""
-    per_head = temperature.detach().float().transpose(0, 1).flatten(1)  # (h, B*H*W)
-    stats = {}
-    for head, values in enumerate(per_head):
-        stats[f"temperature/head{head}_mean"] = values.mean().item()
-        stats[f"temperature/head{head}_min"] = values.min().item()
-        stats[f"temperature/head{head}_max"] = values.max().item()
-    return stats
-
-
 def pick_hole_query(hole: torch.Tensor) -> int:
     """Hole (B,1,H,W) -> row-major index of sample 0's hole position nearest its hole centroid.
 

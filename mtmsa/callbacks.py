@@ -9,8 +9,9 @@ import torch
 
 from mtmsa.attention_viz import attention_panel, pick_hole_query, temperature_panel
 from mtmsa.images import composite, to_unit_range
+from mtmsa.loggers import log_image
 from mtmsa.models.attention import TemperatureMaskedAttention
-from mtmsa.previews import image_grid, log_image, save_png
+from mtmsa.previews import image_grid, save_png
 
 
 def masked_preview(images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:

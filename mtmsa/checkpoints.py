@@ -24,6 +24,8 @@ import torch
 from hydra.utils import instantiate
 from torch import nn
 
+from mtmsa.errors import UserInputError
+
 ALLOWED_TARGET_PREFIX = "mtmsa.models."
 """Config ``_target_`` values that loading a checkpoint may call must start with this."""
 
@@ -31,7 +33,7 @@ WEIGHT_PREFIXES = ("generator_ema.", "generator.")
 """State-dict prefixes of the generator weights, in order of preference (EMA first)."""
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserInputError):
     """A file that cannot be used as an mtmsa checkpoint; the message names the file and the reason."""
 
     def __init__(self, path: str | os.PathLike, reason: str):
@@ -114,6 +116,15 @@ def generator_state_dict(state_dict: dict[str, torch.Tensor]) -> dict[str, torch
     return {}
 
 
+def state_dict_mismatch(error: RuntimeError) -> str:
+    """torch's multi-line ``load_state_dict`` error as one line: the first problem and how many there are."""
+    problems = [line.strip() for line in str(error).splitlines()[1:] if line.strip()]
+    if not problems:
+        return str(error)
+    more = f" and {len(problems) - 1} more" if len(problems) > 1 else ""
+    return f"{len(problems)} mismatch(es): {problems[0]}{more}"
+
+
 def load_generator(
     path: str | os.PathLike, device: str | torch.device = "cpu"
 ) -> tuple[nn.Module, dict[str, Any]]:
@@ -138,6 +149,6 @@ def load_generator(
         generator.load_state_dict(weights)
     except RuntimeError as error:
         raise CheckpointError(
-            path, f"its weights do not fit the generator of its own config ({error})"
+            path, f"its weights do not fit the generator of its own config ({state_dict_mismatch(error)})"
         ) from error
     return generator.to(device).eval().requires_grad_(False), config

@@ -9,12 +9,11 @@ from collections.abc import Iterator
 
 from hydra.errors import InstantiationException
 
-from mtmsa.data.datasets import DatasetNotFoundError
-from mtmsa.data.io import ImageReadError
+from mtmsa.errors import UserInputError
 
 log = logging.getLogger("mtmsa")
 
-USER_ERRORS = (DatasetNotFoundError, ImageReadError, InstantiationException, FileNotFoundError)
+USER_ERRORS = (UserInputError, InstantiationException, FileNotFoundError)
 
 
 def user_error_message(error: BaseException) -> str:

@@ -14,7 +14,6 @@ import csv
 import json
 import logging
 import math
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -29,10 +28,11 @@ from tqdm.auto import tqdm
 
 import mtmsa  # noqa: F401  (registers the config resolvers)
 from mtmsa.baselines import BASELINES
-from mtmsa.checkpoints import CheckpointError, load_generator
-from mtmsa.cli import USER_ERRORS, user_error_message
+from mtmsa.checkpoints import load_generator
+from mtmsa.cli import exit_on_user_error
 from mtmsa.data.datamodule import InpaintingDataModule
 from mtmsa.data.masks import DEFAULT_BUCKETS, MaskFolder, bucket_labels
+from mtmsa.errors import UserInputError
 from mtmsa.fid import BucketedFID
 from mtmsa.images import composite, to_unit_range
 from mtmsa.lpips import BucketedLPIPS, lpips_unavailable_reason
@@ -47,7 +47,7 @@ Fill = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 """``fill(images, masks, sketches) -> completed images``: (B,3,H,W) in [-1, 1], known pixels unchanged."""
 
 
-class EvaluationSettingError(ValueError):
+class EvaluationSettingError(UserInputError):
     """An evaluation option with a value that cannot work; the message names the option and the fix."""
 
 
@@ -197,29 +197,28 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     output_dir = Path(cfg.paths.output_dir)
     evaluation = Evaluation(cfg, device)
     seen = 0
-    progress = tqdm(total=total, desc=f"evaluating {description['method']}", unit="img")
-    for batch in datamodule.val_dataloader():
-        if seen >= total:
-            break
-        take = min(total - seen, len(batch["index"]))
-        batch = {"image": batch["image"][:take].to(device), "index": batch["index"][:take]}
-        batch = datamodule.add_evaluation_masks(batch)
-        images, masks, sketches = batch["image"], batch["mask"], batch["sketch"]
-        completed = fill(images, masks, sketches)
-        evaluation.update(completed, images, masks)
-        if seen < cfg.samples:
-            keep = slice(0, min(take, cfg.samples - seen))
-            save_samples(
-                output_dir / "samples",
-                batch["index"][keep],
-                images[keep],
-                masks[keep],
-                sketches[keep],
-                completed[keep],
-            )
-        seen += take
-        progress.update(take)
-    progress.close()
+    with tqdm(total=total, desc=f"evaluating {description['method']}", unit="img") as progress:
+        for batch in datamodule.val_dataloader():
+            if seen >= total:
+                break
+            take = min(total - seen, len(batch["index"]))
+            batch = {"image": batch["image"][:take].to(device), "index": batch["index"][:take]}
+            batch = datamodule.add_evaluation_masks(batch)
+            images, masks, sketches = batch["image"], batch["mask"], batch["sketch"]
+            completed = fill(images, masks, sketches)
+            evaluation.update(completed, images, masks)
+            if seen < cfg.samples:
+                keep = slice(0, min(take, cfg.samples - seen))
+                save_samples(
+                    output_dir / "samples",
+                    batch["index"][keep],
+                    images[keep],
+                    masks[keep],
+                    sketches[keep],
+                    completed[keep],
+                )
+            seen += take
+            progress.update(take)
     results = {
         **description,
         "dataset": cfg.dataset.name,
@@ -292,18 +291,10 @@ def print_table(results: dict[str, Any]) -> None:
     Console(width=max(120, Console().width)).print(table)
 
 
-EVALUATION_ERRORS = (*USER_ERRORS, CheckpointError, EvaluationSettingError)
-
-
 @hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
 def main(cfg: DictConfig) -> None:
-    try:
+    with exit_on_user_error():
         evaluate(cfg)
-    except EVALUATION_ERRORS as error:
-        message = user_error_message(error)
-        log.error(message)
-        print(f"error: {message}", file=sys.stderr)
-        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -10,26 +10,37 @@ each side, at least the trained resolution wide; a window larger than that is sh
 and the prediction enlarged back. Only hole pixels of the output ever change: the known pixels are
 byte-identical to the input as decoded (8-bit RGB; 16-bit inputs are scaled to 8 bits, transparency
 composited on white) when the output format is lossless (PNG, BMP, TIFF).
+
+Hostile or broken input ends in one ``error: ...`` line and exit code 2, before anything is written:
+unreadable files, sizes that do not match (compared from the headers, before any pixels are decoded),
+images above the pixel limit (``--max-pixels``, default ``$MTMSA_MAX_PIXELS`` or 100 million, checked
+from the header), an output that is one of the inputs (also through a link). Outputs are written to a
+temporary file in the output folder and renamed into place, so an interrupted run leaves no partial file.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import sys
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
+import cv2.utils.logging
 import numpy as np
 import torch
 from PIL import Image
 from torch import nn
 from tqdm.auto import tqdm
 
-from mtmsa.checkpoints import CheckpointError, load_generator
-from mtmsa.cli import USER_ERRORS, user_error_message
-from mtmsa.data.io import IMAGE_EXTENSIONS, read_gray, read_rgb
+from mtmsa.checkpoints import load_generator
+from mtmsa.cli import exit_on_user_error
+from mtmsa.data.io import IMAGE_EXTENSIONS, max_pixels_limit, read_gray, read_image_size, read_rgb
+from mtmsa.errors import UserInputError
 from mtmsa.images import composite, to_model_range, to_unit_range
 from mtmsa.previews import to_uint8
 
@@ -37,23 +48,27 @@ MASK_CONVENTIONS = ("hole-white", "hole-black")
 SKETCH_CONVENTIONS = ("auto", "black-on-white", "white-on-black")
 
 
-class InpaintInputError(ValueError):
+class InpaintInputError(UserInputError):
     """An input the command cannot use (mask of another size, empty mask, output over an input, ...)."""
 
 
-def read_mask(path: str | Path, convention: str = "hole-white", threshold: float = 0.5) -> np.ndarray:
+def read_mask(
+    path: str | Path, convention: str = "hole-white", threshold: float = 0.5, max_pixels: int | None = None
+) -> np.ndarray:
     """(H, W) bool, True = hole: grey levels above ``threshold`` are white (see :func:`read_gray`)."""
-    white = read_gray(path) > threshold
+    white = read_gray(path, max_pixels) > threshold
     return white if convention == "hole-white" else ~white
 
 
-def read_sketch(path: str | Path, convention: str = "auto", threshold: float = 0.5) -> np.ndarray:
+def read_sketch(
+    path: str | Path, convention: str = "auto", threshold: float = 0.5, max_pixels: int | None = None
+) -> np.ndarray:
     """(H, W) bool, True on a stroke, from a line drawing.
 
     ``black-on-white``: dark lines on a light background; ``white-on-black``: the reverse; ``auto``: the
     majority colour is taken as the background (a drawing covers less than half of its page).
     """
-    gray = read_gray(path)
+    gray = read_gray(path, max_pixels)
     if convention == "auto":
         convention = "black-on-white" if np.mean(gray > threshold) >= 0.5 else "white-on-black"
     return gray <= threshold if convention == "black-on-white" else gray > threshold
@@ -156,14 +171,36 @@ def _image_files(folder: Path, role: str) -> dict[str, Path]:
 def plan_jobs(image: Path, mask: Path, sketch: Path | None, out: Path) -> list[Job]:
     """Pairs of inputs and outputs: one file each, or folders matched by file stem (outputs ``<stem>.png``).
 
-    Refuses an output that is one of the inputs (or an output folder that is an input folder).
+    Refuses an output that is one of the inputs, also through a symbolic or hard link (or an output
+    folder that is an input folder).
     """
     inputs = [p for p in (image, mask, sketch) if p is not None]
     for path in inputs:
         if not path.exists():
             raise FileNotFoundError(f"{path} does not exist; check the path")
-    if any(out.resolve() == p.resolve() for p in inputs):
+    if any(_same_file(out, p) for p in inputs):
         raise InpaintInputError(f"--out {out} is one of the inputs; write the result somewhere else")
+    jobs = _pair_inputs(image, mask, sketch, out)
+    input_files = [p for job in jobs for p in (job.image, job.mask, job.sketch) if p is not None]
+    for job in jobs:
+        if any(_same_file(job.out, p) for p in input_files):
+            raise InpaintInputError(
+                f"the output {job.out} would overwrite the input of the same name; choose another --out"
+            )
+    return jobs
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether two paths name one file or folder (same resolved path, or same inode: a hard link)."""
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _pair_inputs(image: Path, mask: Path, sketch: Path | None, out: Path) -> list[Job]:
     if not image.is_dir():
         if any(p.is_dir() for p in (mask, sketch, out) if p is not None):
             raise InpaintInputError(
@@ -189,14 +226,19 @@ def plan_jobs(image: Path, mask: Path, sketch: Path | None, out: Path) -> list[J
 
 
 def load_inputs(job: Job, args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """(image uint8 (H,W,3), hole bool, strokes bool or None) of a job, checked for matching sizes."""
-    image = read_rgb(job.image)
-    hole = read_mask(job.mask, args.mask_convention, args.threshold)
-    if hole.shape != image.shape[:2]:
-        raise InpaintInputError(
-            f"mask {job.mask} is {hole.shape[1]}x{hole.shape[0]} but image {job.image} is "
-            f"{image.shape[1]}x{image.shape[0]}; give a mask of the image's size"
-        )
+    """(image uint8 (H,W,3), hole bool, strokes bool or None) of a job.
+
+    Sizes are compared from the file headers (and the pixel limit checked) before any file is decoded.
+    """
+    height, width = read_image_size(job.image, args.max_pixels)
+    for role, path in (("mask", job.mask), ("sketch", job.sketch)):
+        if path is not None and (size := read_image_size(path, args.max_pixels)) != (height, width):
+            raise InpaintInputError(
+                f"{role} {path} is {size[1]}x{size[0]} but image {job.image} is {width}x{height}; give a "
+                f"{role} of the image's size"
+            )
+    image = read_rgb(job.image, args.max_pixels)
+    hole = read_mask(job.mask, args.mask_convention, args.threshold, args.max_pixels)
     if not hole.any():
         raise InpaintInputError(
             f"mask {job.mask} marks no hole pixel ({args.mask_convention}: "
@@ -205,13 +247,24 @@ def load_inputs(job: Job, args: argparse.Namespace) -> tuple[np.ndarray, np.ndar
         )
     strokes = None
     if job.sketch is not None:
-        strokes = read_sketch(job.sketch, args.sketch_convention, args.threshold)
-        if strokes.shape != hole.shape:
-            raise InpaintInputError(
-                f"sketch {job.sketch} is {strokes.shape[1]}x{strokes.shape[0]} but image {job.image} is "
-                f"{image.shape[1]}x{image.shape[0]}; give a sketch of the image's size"
-            )
+        strokes = read_sketch(job.sketch, args.sketch_convention, args.threshold, args.max_pixels)
     return image, hole, strokes
+
+
+def save_image(pixels: np.ndarray, path: Path) -> None:
+    """Write (H,W,3) uint8 to ``path`` (format from its ending) through a temporary file renamed into place."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+        os.close(handle)
+        try:
+            Image.fromarray(pixels).save(temporary, quality=95)
+            os.replace(temporary, path)
+        finally:
+            if os.path.exists(temporary):
+                os.remove(temporary)
+    except OSError as error:
+        raise InpaintInputError(f"cannot write {path}: {error.strerror or error}; check --out") from error
 
 
 def resolve_device(name: str) -> torch.device:
@@ -260,6 +313,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--device", default="auto", help="auto (CUDA when available, else CPU), cpu, cuda, cuda:1"
     )
+    parser.add_argument(
+        "--max-pixels",
+        type=int,
+        help="refuse input images whose header announces more pixels than this (decompression-bomb "
+        "guard; default: $MTMSA_MAX_PIXELS or 100000000)",
+    )
     return parser
 
 
@@ -267,15 +326,14 @@ def run(args: argparse.Namespace) -> list[Path]:
     """Inpaint every job of ``args``; returns the written files."""
     if not 0 < args.threshold < 1:
         raise InpaintInputError(f"--threshold must be in (0, 1), got {args.threshold}")
+    args.max_pixels = max_pixels_limit(args.max_pixels)
     jobs = plan_jobs(args.image, args.mask, args.sketch, args.out)
     device = resolve_device(args.device)
     generator, config = load_generator(args.checkpoint, device)
     inpainter = Inpainter(generator, config["dataset"]["image_size"], device)
     written = []
     for job in tqdm(jobs, desc="inpainting", unit="img", disable=len(jobs) == 1):
-        result = inpainter(*load_inputs(job, args))
-        job.out.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(result).save(job.out, quality=95)
+        save_image(inpainter(*load_inputs(job, args)), job.out)
         written.append(job.out)
     return written
 
@@ -283,10 +341,12 @@ def run(args: argparse.Namespace) -> list[Path]:
 def main(argv: Sequence[str] | None = None) -> None:
     parser = build_parser()
     args = parser.parse_args(argv)
-    try:
+    # One line on stderr per error: no OpenCV decoder chatter, no second copy from logging's last resort.
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    if not logging.getLogger("mtmsa").hasHandlers():
+        logging.getLogger("mtmsa").addHandler(logging.NullHandler())
+    with exit_on_user_error():
         written = run(args)
-    except (*USER_ERRORS, CheckpointError, InpaintInputError) as error:
-        parser.exit(2, f"error: {user_error_message(error)}\n")
     print(
         f"wrote {written[0] if len(written) == 1 else f'{len(written)} images to {args.out}'}",
         file=sys.stderr,

@@ -1,4 +1,4 @@
-"""Logger factories that need more than a constructor call."""
+"""Logger factories that need more than a constructor call, and sending tables and images to loggers."""
 
 from __future__ import annotations
 
@@ -7,7 +7,10 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from pytorch_lightning.loggers import Logger, WandbLogger
+import torch
+from pytorch_lightning.loggers import Logger, TensorBoardLogger, WandbLogger
+
+from mtmsa.previews import to_uint8
 
 log = logging.getLogger(__name__)
 
@@ -50,3 +53,12 @@ def finish_wandb_runs(loggers: Sequence[Logger]) -> None:
     for logger in loggers:
         if isinstance(logger, WandbLogger) and logger._experiment is not None:
             logger.experiment.finish()
+
+
+def log_image(loggers: Sequence[Logger], key: str, image: torch.Tensor, step: int) -> None:
+    """Send a (3,H,W) [0, 1] image to every logger that takes images (wandb, TensorBoard)."""
+    for logger in loggers:
+        if isinstance(logger, WandbLogger):
+            logger.log_image(key=key, images=[to_uint8(image)], step=step)
+        elif isinstance(logger, TensorBoardLogger):
+            logger.experiment.add_image(key, image.clamp(0, 1), global_step=step)

@@ -113,7 +113,9 @@ class HeadStatistics(Metric):
 
 def bucket_table(values: dict[str, torch.Tensor | float]) -> tuple[list[str], list[list]]:
     """Columns and rows (one per hole-ratio bucket present, then "all") of InpaintingMetrics values."""
-    labels = sorted({key.rsplit("_", 1)[1] for key in values if key.endswith("%")}, key=lambda b: float(b.split("-")[0]))
+    labels = sorted(
+        {key.rsplit("_", 1)[1] for key in values if key.endswith("%")}, key=lambda b: float(b.split("-")[0])
+    )
     rows = [
         [label, *(float(values[f"{name}_{label}" if label != "all" else name]) for name in METRIC_NAMES)]
         for label in [*labels, "all"]

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from mtmsa.baselines import mean_fill
+from mtmsa.errors import UserInputError
 from mtmsa.images import composite, to_unit_range
 from mtmsa.loggers import log_table
 from mtmsa.metrics import HeadStatistics, InpaintingMetrics, bucket_table
@@ -19,6 +20,10 @@ from mtmsa.models.generator import GeneratorOutput
 from mtmsa.models.losses import InpaintingLoss, hinge_discriminator_loss
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
+
+
+class TrainingDivergedError(UserInputError):
+    """Too many optimizer steps in a row had a non-finite loss or gradient."""
 
 
 def attention_heads(generator: nn.Module) -> int:
@@ -35,6 +40,13 @@ class InpaintingModule(pl.LightningModule):
     Batches are dicts with ``image`` (B,3,H,W) in [-1, 1], ``mask`` (B,1,H,W) 1 = hole and ``sketch``
     (B,1,H,W), the last two made on the device by the DataModule. Each training batch makes one
     discriminator step and one generator step, so ``trainer.global_step`` grows by 2 per batch.
+
+    A step whose gradient norm is not finite (a NaN or inf in the loss or a gradient) is skipped: no
+    weight, optimizer or EMA update, counted in ``train/skipped_steps``. The gradients are checked after
+    DDP has averaged them, so every rank skips the same steps; Lightning counts only the steps taken, so
+    ``max_steps`` is still reached. After ``max_nonfinite_steps`` skipped steps in a row of one network
+    training stops with :class:`TrainingDivergedError`; the weights never hold a NaN,
+    so no checkpoint written before or after does either.
     """
 
     def __init__(
@@ -47,10 +59,13 @@ class InpaintingModule(pl.LightningModule):
         optimizer_d: OptimizerFactory,
         gradient_clip_norm: float | None = 10.0,
         ema_decay: float | None = 0.999,
+        max_nonfinite_steps: int = 20,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
-        self.save_hyperparameters(ignore=["generator", "attention", "discriminator", "loss", "optimizer_g", "optimizer_d"])
+        self.save_hyperparameters(
+            ignore=["generator", "attention", "discriminator", "loss", "optimizer_g", "optimizer_d"]
+        )
         self.generator = generator(attention=attention)
         self.discriminator = discriminator
         self.loss = loss
@@ -58,6 +73,9 @@ class InpaintingModule(pl.LightningModule):
         self.optimizer_d = optimizer_d
         self.gradient_clip_norm = gradient_clip_norm
         self.ema_decay = ema_decay
+        self.max_nonfinite_steps = max_nonfinite_steps
+        self.skipped_steps = 0
+        self.nonfinite_in_a_row = {"discriminator": 0, "generator": 0}
         self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False).eval() if ema_decay else None
         self.val_metrics = InpaintingMetrics()
         self.val_mean_fill = InpaintingMetrics(buckets=())
@@ -81,16 +99,34 @@ class InpaintingModule(pl.LightningModule):
             self.discriminator.parameters()
         )
 
-    def _optimizer_step(self, optimizer, loss: torch.Tensor) -> None:
+    def _optimizer_step(self, optimizer, loss: torch.Tensor, network: str) -> bool:
+        """Backward, clip and step ``optimizer``; False (and no step) when the gradient norm is not finite."""
         self.toggle_optimizer(optimizer)
         optimizer.zero_grad(set_to_none=True)
         self.manual_backward(loss)
-        if self.gradient_clip_norm:
-            self.clip_gradients(
-                optimizer, gradient_clip_val=self.gradient_clip_norm, gradient_clip_algorithm="norm"
-            )
-        optimizer.step()
+        parameters = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+        norm = torch.nn.utils.clip_grad_norm_(parameters, self.gradient_clip_norm or float("inf"))
+        finite = bool(torch.isfinite(norm))
+        if finite:
+            optimizer.step()
+            self.nonfinite_in_a_row[network] = 0
+        else:
+            self._skip_step(network)
         self.untoggle_optimizer(optimizer)
+        return finite
+
+    def _skip_step(self, network: str) -> None:
+        self.skipped_steps += 1
+        self.nonfinite_in_a_row[network] += 1
+        if self.nonfinite_in_a_row[network] >= self.max_nonfinite_steps:
+            where = self.trainer.checkpoint_callback.dirpath if self.trainer.checkpoint_callback else None
+            raise TrainingDivergedError(
+                f"training stopped at step {self.global_step}: {self.nonfinite_in_a_row[network]} {network} "
+                "steps in a row had a non-finite loss or gradient; no weight was updated by them, "
+                f"so the checkpoints in {where} hold finite weights. Lower model.optimizer_g.lr / "
+                "model.optimizer_d.lr, keep model.gradient_clip_norm set, or train in bf16-mixed or 32-true "
+                "rather than 16-mixed; raise model.max_nonfinite_steps to tolerate longer streaks"
+            )
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         images, masks, sketches = batch["image"], batch["mask"], batch["sketch"]
@@ -101,17 +137,18 @@ class InpaintingModule(pl.LightningModule):
         real_logits = self.discriminator(images, masks, sketches)
         fake_logits = self.discriminator(completed.detach(), masks, sketches)
         d_loss = hinge_discriminator_loss(real_logits, fake_logits)
-        self._optimizer_step(opt_d, d_loss)
+        self._optimizer_step(opt_d, d_loss, "discriminator")
 
         g_losses = self.loss.generator_loss(
             output, images, masks, self.discriminator(completed, masks, sketches)
         )
-        self._optimizer_step(opt_g, g_losses["loss"])
-        self._update_ema()
+        if self._optimizer_step(opt_g, g_losses["loss"], "generator"):
+            self._update_ema()
 
         logged = {f"train/{name}": value.detach() for name, value in g_losses.items() if name != "loss"}
         logged.update({"train/g_loss": g_losses["loss"].detach(), "train/d_loss": d_loss.detach()})
         self.log_dict(logged, prog_bar=False, on_step=True, on_epoch=True, sync_dist=True)
+        self.log("train/skipped_steps", float(self.skipped_steps), on_step=True, on_epoch=False)
         self.log("train/g", logged["train/g_loss"], prog_bar=True, logger=False)
         self.log("train/d", logged["train/d_loss"], prog_bar=True, logger=False)
 
@@ -151,3 +188,7 @@ class InpaintingModule(pl.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["mtmsa_config"] = self.run_config
+        checkpoint["mtmsa_skipped_steps"] = self.skipped_steps
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.skipped_steps = int(checkpoint.get("mtmsa_skipped_steps", 0))

@@ -1,4 +1,4 @@
-"""Image grids: build them from tensors, save them as PNG, send them to the run's loggers."""
+"""Image grids: build them from tensors and save them as PNG (no Lightning import: the CLIs start fast)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from pytorch_lightning.loggers import Logger, TensorBoardLogger, WandbLogger
 
 
 def image_grid(columns: Sequence[torch.Tensor], padding: int = 2) -> torch.Tensor:
@@ -39,12 +38,3 @@ def save_png(image: torch.Tensor, path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(to_uint8(image)).save(path)
     return path
-
-
-def log_image(loggers: Sequence[Logger], key: str, image: torch.Tensor, step: int) -> None:
-    """Send a (3,H,W) [0, 1] image to every logger that takes images (wandb, TensorBoard)."""
-    for logger in loggers:
-        if isinstance(logger, WandbLogger):
-            logger.log_image(key=key, images=[to_uint8(image)], step=step)
-        elif isinstance(logger, TensorBoardLogger):
-            logger.experiment.add_image(key, image.clamp(0, 1), global_step=step)

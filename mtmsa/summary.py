@@ -5,20 +5,22 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytorch_lightning as pl
+from pytorch_lightning.callbacks import ModelCheckpoint
 from rich.console import Console
 from rich.table import Table
 
+from mtmsa.fault_tolerance import LastCheckpoint
+
 
 def checkpoint_paths(trainer: pl.Trainer) -> dict[str, str]:
-    """The last and best checkpoints written by the run's ModelCheckpoint (empty when there is none)."""
-    callback = trainer.checkpoint_callback
-    if callback is None:
-        return {}
-    return {
-        name: path
-        for name, path in (("last", callback.last_model_path), ("best", callback.best_model_path))
-        if path
-    }
+    """The run's "last" and "best" (by the monitored metric) checkpoints; empty when there is none."""
+    paths = {}
+    for callback in trainer.checkpoint_callbacks:
+        if isinstance(callback, LastCheckpoint) and callback.path.is_file():
+            paths["last"] = str(callback.path)
+        elif isinstance(callback, ModelCheckpoint) and callback.best_model_path:
+            paths["best"] = callback.best_model_path
+    return paths
 
 
 def print_run_summary(

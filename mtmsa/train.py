@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 import mtmsa  # noqa: F401  (registers the config resolvers)
 from mtmsa.cli import exit_on_user_error
+from mtmsa.fault_tolerance import resume_checkpoint
 from mtmsa.loggers import finish_wandb_runs
 from mtmsa.summary import print_run_summary
 
@@ -47,8 +48,11 @@ def train(cfg: DictConfig) -> dict[str, float]:
     for logger in loggers:
         logger.log_hyperparams(model.run_config)
 
+    ckpt_path = resume_checkpoint(cfg.get("ckpt_path"), Path(cfg.paths.output_dir) / "checkpoints")
+    if ckpt_path is not None:
+        log.info("resuming from %s", ckpt_path)
     try:
-        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
         results = trainer.validate(model, datamodule=datamodule, verbose=False)
     finally:
         finish_wandb_runs(loggers)

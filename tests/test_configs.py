@@ -68,9 +68,14 @@ def test_wandb_goes_offline_without_credentials(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize(
     "devices,num_nodes,expected",
-    [(1, 1, "auto"), (4, 1, "ddp_find_unused_parameters_true"), (1, 2, "ddp_find_unused_parameters_true"),
-     ("[0,1]", 1, "ddp_find_unused_parameters_true"), ("'0,1'", 1, "ddp_find_unused_parameters_true"),
-     ("'1'", 1, "auto")],
+    [
+        (1, 1, "auto"),
+        (4, 1, "ddp_find_unused_parameters_true"),
+        (1, 2, "ddp_find_unused_parameters_true"),
+        ("[0,1]", 1, "ddp_find_unused_parameters_true"),
+        ("'0,1'", 1, "ddp_find_unused_parameters_true"),
+        ("'1'", 1, "auto"),
+    ],
 )
 def test_strategy_follows_device_count(devices, num_nodes, expected, tmp_path):
     cfg = compose_config([f"trainer.devices={devices}", f"trainer.num_nodes={num_nodes}"], tmp_path)
@@ -91,8 +96,20 @@ def test_cfg_job_command_prints_the_config(tmp_path):
     import sys
 
     result = subprocess.run(
-        [sys.executable, "-m", "mtmsa.train", "dataset=celebahq", "trainer.devices=4", "--cfg", "job", "--resolve"],
-        capture_output=True, text=True, cwd=tmp_path, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "mtmsa.train",
+            "dataset=celebahq",
+            "trainer.devices=4",
+            "--cfg",
+            "job",
+            "--resolve",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
         env={**__import__("os").environ, "MTMSA_ROOT": str(tmp_path)},
     )
     assert result.returncode == 0, result.stderr

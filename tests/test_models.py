@@ -7,8 +7,9 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
+from mtmsa.baselines import pull_push_fill
 from mtmsa.models.discriminator import PatchDiscriminator
-from mtmsa.models.generator import GeneratorOutput, InpaintGenerator
+from mtmsa.models.generator import ATANH_LIMIT, GeneratorOutput, InpaintGenerator
 from mtmsa.models.layers import GatedConv2d, GatedUpConv2d
 from mtmsa.models.losses import InpaintingLoss, hinge_discriminator_loss, hinge_generator_loss, masked_l1
 
@@ -40,10 +41,41 @@ def make_batch(batch: int, size: int, seed: int = 0) -> tuple[torch.Tensor, torc
     return images, masks, sketches
 
 
+def with_random_output_convs(model: InpaintGenerator) -> InpaintGenerator:
+    """The generator with its zero-initialised last convolutions randomised, as after some training (at
+    initialisation it returns its initial fill whatever the inputs)."""
+    for decoder in (model.coarse[-1], model.refinement.decoder):
+        nn.init.normal_(decoder[-1].weight, std=0.1)
+    return model
+
+
 @pytest.fixture(scope="module")
 def generator() -> InpaintGenerator:
     torch.manual_seed(0)
-    return InpaintGenerator(width=WIDTH, attention=StandInAttention).eval()
+    return with_random_output_convs(InpaintGenerator(width=WIDTH, attention=StandInAttention)).eval()
+
+
+@pytest.mark.parametrize("initial_fill", ["pull_push", "none"])
+def test_untrained_generator_returns_its_initial_fill(initial_fill: str) -> None:
+    images, masks, sketches = make_batch(2, 64)
+    model = InpaintGenerator(width=WIDTH, initial_fill=initial_fill).eval()
+    with torch.no_grad():
+        output = model(images, masks, sketches)
+    expected = pull_push_fill(images * (1 - masks), masks) if initial_fill == "pull_push" else 0 * images
+    hole = masks.bool().expand_as(images)
+    torch.testing.assert_close(output.coarse[hole], expected[hole].clamp(-ATANH_LIMIT, ATANH_LIMIT))
+    torch.testing.assert_close(output.refined[hole], output.coarse[hole])
+
+
+def test_pull_push_fill_interpolates_smoothly_and_keeps_known_pixels() -> None:
+    ys, xs = torch.meshgrid(torch.linspace(-1, 1, 37), torch.linspace(-1, 1, 45), indexing="ij")
+    ramp = (0.6 * xs + 0.3 * ys)[None, None].expand(1, 3, 37, 45)
+    masks = torch.zeros(1, 1, 37, 45)
+    masks[..., 10:25, 12:30] = 1.0
+    filled = pull_push_fill(ramp * (1 - masks), masks)
+    assert torch.equal(filled[masks.expand_as(filled) == 0], ramp[masks.expand_as(ramp) == 0])
+    assert (filled - ramp).abs().max() < 0.15  # a linear ramp is continued across the hole, roughly
+    assert torch.equal(pull_push_fill(ramp, torch.ones_like(masks)), torch.zeros_like(ramp))
 
 
 def test_gated_convs_keep_halve_and_double_the_size() -> None:
@@ -100,7 +132,7 @@ def test_known_pixels_and_sketch_do_change_the_output(generator: InpaintGenerato
 
 def test_gradients_reach_every_parameter() -> None:
     torch.manual_seed(0)
-    model = InpaintGenerator(width=WIDTH, attention=StandInAttention)
+    model = with_random_output_convs(InpaintGenerator(width=WIDTH, attention=StandInAttention))
     images, masks, sketches = make_batch(2, 64)
     output = model(images, masks, sketches)
     (output.coarse.square().mean() + output.refined.square().mean()).backward()
@@ -123,7 +155,6 @@ def test_bf16_autocast_gives_finite_outputs(generator: InpaintGenerator) -> None
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
         output = generator(images, masks, sketches)
         logits = discriminator(output.refined, masks, sketches)
-    assert output.refined.dtype == torch.bfloat16
     assert output.coarse.isfinite().all() and output.refined.isfinite().all() and logits.isfinite().all()
 
 

@@ -42,13 +42,21 @@ def test_fast_dev_run_with_each_attention(attention, tmp_path, sample_data_dir):
 
 
 def test_short_run_writes_checkpoints_previews_and_metrics(tmp_path, sample_data_dir):
-    metrics, run = run_training(tmp_path, sample_data_dir, ["trainer.max_steps=8", "trainer.val_check_interval=2"])
+    metrics, run = run_training(
+        tmp_path, sample_data_dir, ["trainer.max_steps=8", "trainer.val_check_interval=2"]
+    )
     assert (run / "checkpoints" / "last.ckpt").is_file()
     assert list((run / "checkpoints").glob("best-*.ckpt"))
     assert list((run / "previews").glob("inpainting_step*.png"))
     assert list((run / "previews").glob("temperature_step*.png"))
     csv = (run / "csv" / "version_0" / "metrics.csv").read_text()
-    for name in ("train/g_loss", "train/d_loss", "val/psnr_hole", "val/psnr_hole_mean_fill", "temperature/head0_mean"):
+    for name in (
+        "train/g_loss",
+        "train/d_loss",
+        "val/psnr_hole",
+        "val/psnr_hole_mean_fill",
+        "temperature/head0_mean",
+    ):
         assert name in csv
     bucket_metrics = [k for k in metrics if k.startswith("val/psnr_") and k.endswith("%")]
     assert bucket_metrics, metrics.keys()
@@ -58,11 +66,15 @@ def test_short_run_writes_checkpoints_previews_and_metrics(tmp_path, sample_data
 
 
 def test_resume_continues_the_step_count(tmp_path, sample_data_dir):
-    _, first = run_training(tmp_path / "a", sample_data_dir, ["trainer.max_steps=6", "trainer.val_check_interval=3"])
+    _, first = run_training(
+        tmp_path / "a", sample_data_dir, ["trainer.max_steps=6", "trainer.val_check_interval=3"]
+    )
     last = first / "checkpoints" / "last.ckpt"
     assert torch.load(last, map_location="cpu", weights_only=False)["global_step"] == 6
     _, second = run_training(
-        tmp_path / "b", sample_data_dir, ["trainer.max_steps=10", "trainer.val_check_interval=3", f"ckpt_path={last}"]
+        tmp_path / "b",
+        sample_data_dir,
+        ["trainer.max_steps=10", "trainer.val_check_interval=3", f"ckpt_path={last}"],
     )
     resumed = torch.load(second / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     assert resumed["global_step"] == 10
@@ -83,8 +95,14 @@ def test_model_beats_mean_fill_on_sample_photos(tmp_path, sample_data_dir):
     metrics, _ = run_training(
         tmp_path,
         sample_data_dir,
-        ["model.generator.width=8", "trainer.max_steps=240", "trainer.val_check_interval=1000",
-         "model.optimizer_g.lr=2e-3", "callbacks.previews.every_n_steps=100000", "dataset.batch_size=8"],
+        [
+            "model.generator.width=8",
+            "trainer.max_steps=240",
+            "trainer.val_check_interval=1000",
+            "model.optimizer_g.lr=2e-3",
+            "callbacks.previews.every_n_steps=100000",
+            "dataset.batch_size=8",
+        ],
     )
     assert metrics["val/psnr_hole"] > metrics["val/psnr_hole_mean_fill"] + 0.5, metrics
 
@@ -97,8 +115,14 @@ def free_port() -> int:
 
 def run_cli(args: list[str], cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
     env = {**os.environ, "MTMSA_ROOT": str(cwd), "PYTHONUNBUFFERED": "1", "MASTER_PORT": str(free_port())}
-    return subprocess.run([sys.executable, "-m", "mtmsa.train", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "mtmsa.train", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def test_missing_dataset_is_one_clear_error(tmp_path):
@@ -112,25 +136,40 @@ def test_missing_dataset_is_one_clear_error(tmp_path):
 
 def test_two_process_ddp_on_cpu(tmp_path, sample_data_dir):
     result = run_cli(
-        TINY + ["trainer=ddp_cpu", "trainer.max_steps=4", "trainer.val_check_interval=2", f"paths.data_dir={sample_data_dir}",
-                "hydra.run.dir=" + str(tmp_path / "run")],
+        TINY
+        + [
+            "trainer=ddp_cpu",
+            "trainer.max_steps=4",
+            "trainer.val_check_interval=2",
+            f"paths.data_dir={sample_data_dir}",
+            "hydra.run.dir=" + str(tmp_path / "run"),
+        ],
         tmp_path,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "distributed_backend=gloo" in result.stderr + result.stdout
-    checkpoint = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    checkpoint = torch.load(
+        tmp_path / "run" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False
+    )
     assert checkpoint["global_step"] == 4
 
 
 def test_wandb_offline_run_holds_images_tables_and_metrics(tmp_path, sample_data_dir, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
-    _, run = run_training(tmp_path, sample_data_dir, ["logger=wandb", "trainer.max_steps=4", "trainer.val_check_interval=2"])
+    _, run = run_training(
+        tmp_path, sample_data_dir, ["logger=wandb", "trainer.max_steps=4", "trainer.val_check_interval=2"]
+    )
     (offline_run,) = (run / "wandb").glob("offline-run-*")
     logged = history(next(offline_run.glob("run-*.wandb")))
     assert len(logged["val/psnr_hole"]) == 2  # one validation during fit (after 2 batches), one after it
     assert all(value > 0 for value in logged["val/psnr_hole"])
-    assert {"val/psnr_hole_mean_fill", "temperature/head0_mean", "train/g_loss_epoch", "val/psnr_0-10%"} <= logged.keys()
+    assert {
+        "val/psnr_hole_mean_fill",
+        "temperature/head0_mean",
+        "train/g_loss_epoch",
+        "val/psnr_0-10%",
+    } <= logged.keys()
     files = offline_run / "files" / "media"
     for name in ("inpainting", "temperature", "attention"):
         assert list(files.glob(f"images/previews/{name}_*.png")), name

@@ -69,7 +69,7 @@ class InpaintingDataModule(pl.LightningDataModule):
         self.train_set: ImageFolderDataset | None = None
         self.val_set: ImageFolderDataset | None = None
         self._rng: torch.Generator | None = None
-        self._rng_state: torch.Tensor | None = None
+        self._rng_states: torch.Tensor | None = None
 
     def prepare_data(self) -> None:
         if self.prepare is not None:
@@ -114,9 +114,14 @@ class InpaintingDataModule(pl.LightningDataModule):
         if self._rng is None or self._rng.device != device:
             rank = self.trainer.global_rank if self.trainer is not None else 0
             self._rng = torch.Generator(device=device).manual_seed(self.seed * 1009 + rank)
-            if self._rng_state is not None:
-                self._rng.set_state(self._rng_state)
-                self._rng_state = None
+            saved = self._rng_states
+            if (
+                saved is not None
+                and rank < len(saved)
+                and saved[rank].numel() == self._rng.get_state().numel()
+            ):
+                self._rng.set_state(saved[rank])
+            self._rng_states = None
         return self._rng
 
     def add_training_masks(self, batch: Batch, generator: torch.Generator) -> Batch:
@@ -136,7 +141,9 @@ class InpaintingDataModule(pl.LightningDataModule):
                 self.sketches(
                     cpu_images[i : i + 1],
                     masks[i : i + 1],
-                    generator=torch.Generator().manual_seed(sample_seed(self.eval_seed, int(index), stream="sketch")),
+                    generator=torch.Generator().manual_seed(
+                        sample_seed(self.eval_seed, int(index), stream="sketch")
+                    ),
                 )
                 for i, index in enumerate(indices)
             ]
@@ -162,8 +169,16 @@ class InpaintingDataModule(pl.LightningDataModule):
         return self.add_evaluation_masks(batch)
 
     def state_dict(self) -> dict[str, Any]:
-        return {} if self._rng is None else {"mask_rng_state": self._rng.get_state()}
+        """The training mask/sketch stream of every process, (world_size, state bytes): each rank
+        continues its own after a resume with the same number of processes (a fresh seed otherwise)."""
+        if self._rng is None:
+            return {}
+        state = self._rng.get_state()
+        if self.trainer is None or self.trainer.world_size == 1:
+            return {"mask_rng_states": state[None]}
+        strategy = self.trainer.strategy
+        return {"mask_rng_states": strategy.all_gather(state.to(strategy.root_device)).cpu()}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self._rng = None
-        self._rng_state = state_dict.get("mask_rng_state")
+        self._rng_states = state_dict.get("mask_rng_states")

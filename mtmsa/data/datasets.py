@@ -1,9 +1,22 @@
 """Image-folder datasets, their augmentations, and the bundled sample dataset.
 
-``ImageFolderDataset`` serves ``{"image": (3, H, W) float32 in [-1, 1], "index": int}``. Bad files never
-stop a run: the constructor drops files whose header cannot be parsed (one warning for all of them), and
-a file whose pixel data turns out to be broken is replaced, in ``__getitem__``, by the next readable file
-(a deterministic neighbour), with a warning. Both work the same inside DataLoader worker processes.
+``ImageFolderDataset`` serves ``{"image": (3, H, W) float32 in [-1, 1], "index": int}``.
+
+What happens to bad files (corrupt, truncated, empty, not an image, larger than the pixel limit): they
+never stop a run while any readable image is left.
+
+1. The constructor parses every file's header (no pixel decoding; threads) and drops the files whose
+   header cannot be parsed or announces more pixels than the limit: one :class:`UnreadableImageWarning`
+   naming the first five and counting all; ``rejected_files`` lists them. If none is left,
+   :class:`DatasetNotFoundError`.
+2. A file whose header parses but whose pixel data turns out to be broken (a truncated download) is
+   replaced, in ``__getitem__``, by the next file after it (wrapping around) that decodes: a
+   deterministic neighbour, so batches stay full and a seed gives the same batches. Each replaced file
+   gives one :class:`UnreadableImageWarning` naming it, is remembered (not tried again in that
+   process) and counted in ``num_substitutions``. Only when no file at all can be decoded does
+   ``__getitem__`` raise :class:`ImageReadError` (a user error: the command exits with one message).
+
+Both work the same inside DataLoader worker processes (each worker keeps its own record).
 """
 
 from __future__ import annotations
@@ -26,20 +39,16 @@ from skimage import data as skimage_data
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
-from mtmsa.data.io import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, ImageReadError, read_image_size, read_rgb
+from mtmsa.data.io import IMAGE_EXTENSIONS, ImageReadError, max_pixels_limit, read_image_size, read_rgb
+from mtmsa.errors import UserInputError
 from mtmsa.images import to_model_range
-
-"""File name endings (any letter case) that are listed as images."""
-
-MAX_SUBSTITUTION_ATTEMPTS = 16
-"""How many following files ``__getitem__`` tries when a file's pixel data cannot be decoded."""
 
 _WARNING_NAMES = 5
 _RECORDED_FAILURES = 100
 _PROGRESS_MIN_FILES = 2000
 
 
-class DatasetNotFoundError(ValueError):
+class DatasetNotFoundError(UserInputError):
     """No usable dataset at a path; the message names the path, the expected layout and what to do."""
 
     def __init__(self, path: str | os.PathLike, problem: str, expected_layout: str = ""):
@@ -121,7 +130,8 @@ class ImageFolderDataset(Dataset):
             (e.g. "celebahq/train/*.jpg and celebahq/val/*.jpg").
         verify: parse every file's header up front (threads, progress bar for large folders) and drop
             the unreadable ones with one :class:`UnreadableImageWarning`.
-        max_pixels: images whose header announces more pixels are treated as unreadable.
+        max_pixels: images whose header announces more pixels are treated as unreadable (default:
+            :func:`mtmsa.data.io.max_pixels_limit`, i.e. ``$MTMSA_MAX_PIXELS`` or 100 million).
 
     Items are ``{"image": (3, H, W) float32 in [-1, 1], "index": index}``. Attributes:
     ``rejected_files`` lists ``(path, reason)`` for files dropped by verification;
@@ -136,18 +146,18 @@ class ImageFolderDataset(Dataset):
         transform: A.Compose | None = None,
         expected_layout: str = "",
         verify: bool = True,
-        max_pixels: int = DEFAULT_MAX_PIXELS,
+        max_pixels: int | None = None,
     ):
         self.root = Path(root)
         self.transform = transform
-        self.max_pixels = max_pixels
+        self.max_pixels = max_pixels_limit(max_pixels)
         if not self.root.is_dir():
             problem = "is not a folder" if self.root.exists() else "does not exist"
             raise DatasetNotFoundError(self.root, problem, expected_layout)
         files = list_image_files(self.root) if file_list is None else read_file_list(file_list, self.root)
         self.rejected_files: list[tuple[Path, str]] = []
         if verify:
-            files, self.rejected_files = _verify(files, max_pixels)
+            files, self.rejected_files = _verify(files, self.max_pixels)
             if self.rejected_files:
                 warnings.warn(
                     _rejection_message(self.root, self.rejected_files, len(files)),
@@ -187,9 +197,8 @@ class ImageFolderDataset(Dataset):
         return {"image": to_model_range(image), "index": index}
 
     def _read_or_substitute(self, index: int) -> np.ndarray:
-        """Pixels of item ``index``, or of the first readable item after it (wrapping around)."""
-        attempts = min(len(self), MAX_SUBSTITUTION_ATTEMPTS)
-        for offset in range(attempts):
+        """Pixels of item ``index``, or of the first decodable item after it (wrapping around)."""
+        for offset in range(len(self)):
             candidate = (index + offset) % len(self)
             if candidate in self._failed_indices:
                 continue
@@ -199,7 +208,8 @@ class ImageFolderDataset(Dataset):
                 self._record_failure(candidate, error)
         raise ImageReadError(
             self.path(index),
-            f"neither it nor the {attempts - 1} files after it in {self.root} can be decoded",
+            f"none of the {len(self)} image files in {self.root} can be decoded (the last problem: "
+            f"{self.substituted_files[-1][1]}); check the files, e.g. re-download the dataset",
         )
 
     def _record_failure(self, index: int, error: ImageReadError) -> None:

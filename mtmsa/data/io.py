@@ -1,38 +1,53 @@
 """Reading image files into numpy arrays, shared by the datasets and the command-line tools.
 
-Every reader goes the same way: the header is parsed first with Pillow (lazy, no pixel data), which
-identifies the format and lets oversized images (decompression bombs) be refused before anything is
-allocated; then the pixels are decoded with OpenCV (10-40% less CPU time than Pillow on 0.3-1 MP JPEGs
-and PNGs, and it keeps 16-bit samples), falling back to Pillow for files OpenCV cannot decode and for
-JPEGs that do not end with an end-of-image marker (OpenCV 4.x silently returns a half-grey image for a
-truncated JPEG, Pillow raises). EXIF orientation is applied, as image viewers do, so a mask drawn over
-what the user sees lines up with the image.
+Every reader goes the same way: only regular files are opened (a FIFO or a device such as /dev/zero
+would block or never end); the header is parsed first with Pillow (lazy, no pixel data), which
+identifies the format and lets oversized images (decompression bombs) be refused before the file's
+bytes are read or anything is allocated; then the pixels are decoded with OpenCV (10-40% less CPU time
+than Pillow on 0.3-1 MP JPEGs and PNGs, and it keeps 16-bit samples), falling back to Pillow for files
+OpenCV cannot decode and for JPEGs that do not end with an end-of-image marker (OpenCV 4.x silently
+returns a half-grey image for a truncated JPEG, Pillow raises). A PNG that OpenCV (libpng) refuses is
+never handed to Pillow: Pillow fills the missing rows of a PNG whose compressed stream ends early with
+black, without an error. EXIF orientation is applied, as image viewers do, so a mask drawn over what
+the user sees lines up with the image.
+
+The pixel limit (decompression-bomb guard) is ``max_pixels`` where a reader is given one, else the
+environment variable ``MTMSA_MAX_PIXELS``, else :data:`DEFAULT_MAX_PIXELS` (see :func:`max_pixels_limit`).
+Pillow's own guard (``PIL.Image.MAX_IMAGE_PIXELS``: a warning above it, an error above twice it) is
+raised to the limit in use when it is lower, so it never refuses what the limit allows.
 
 Any problem with a file ends in :class:`ImageReadError`, whose message names the file and the reason.
 """
 
 from __future__ import annotations
 
-import io
 import os
+import stat
 from pathlib import Path
+from typing import BinaryIO
 
 import cv2
 import numpy as np
 from PIL import Image
 
+from mtmsa.errors import UserInputError
+
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 DEFAULT_MAX_PIXELS = 100_000_000
-"""Images whose header announces more pixels than this are refused (decompression-bomb guard)."""
+"""Images whose header announces more pixels than this are refused (decompression-bomb guard): at the
+limit, an 8-bit RGB image takes 300 MB decoded, and reading it as a mask about 1.5 GB at the peak."""
+MAX_PIXELS_VARIABLE = "MTMSA_MAX_PIXELS"
+"""Environment variable that sets the pixel limit of every reader not given one explicitly."""
 
 _EXIF_ORIENTATION = 0x0112
 _JPEG_END_OF_IMAGE = b"\xff\xd9"
 _LUMINANCE_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R BT.601, as Pillow's "L"
 _MODES_KEPT = ("L", "LA", "RGB", "RGBA")
 _MODES_CONVERTED = {"1": "L", "La": "LA", "RGBa": "RGBA"}
+_FORMATS_WITHOUT_FALLBACK = ("PNG",)
 
 
-class ImageReadError(ValueError):
+class ImageReadError(UserInputError):
     """A file that cannot be read as an image; the message names the file and what is wrong."""
 
     def __init__(self, path: str | os.PathLike, reason: str):
@@ -44,24 +59,33 @@ class ImageReadError(ValueError):
         return type(self), (self.path, self.reason)
 
 
-def read_image_size(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[int, int]:
-    """(height, width) from the file's header alone, without decoding pixels.
+def max_pixels_limit(max_pixels: int | None = None) -> int:
+    """The pixel limit to use: ``max_pixels`` if given, else ``$MTMSA_MAX_PIXELS``, else the default."""
+    source = f"the pixel limit {max_pixels!r}"
+    if max_pixels is None:
+        value = os.environ.get(MAX_PIXELS_VARIABLE, "").strip()
+        if not value:
+            return DEFAULT_MAX_PIXELS
+        source, max_pixels = f"{MAX_PIXELS_VARIABLE}={value!r}", int(value) if value.isdigit() else 0
+    if max_pixels < 1:
+        raise UserInputError(f"{source} is not a positive whole number of pixels; set it to e.g. 100000000")
+    return int(max_pixels)
 
-    Raises ImageReadError for empty, missing or unrecognised files and for images larger than
-    ``max_pixels``. This is the cheap check the datasets run on every file before training.
+
+def read_image_size(path: str | os.PathLike, max_pixels: int | None = None) -> tuple[int, int]:
+    """(height, width) of the image as the readers return it (EXIF orientation applied), from the file's
+    header alone, without decoding pixels.
+
+    Raises ImageReadError for empty, missing, non-regular or unrecognised files and for images larger
+    than the pixel limit. This is the cheap check the datasets run on every file before training.
     """
     path = Path(path)
-    try:
-        size = path.stat().st_size
-    except OSError as error:
-        raise ImageReadError(path, error.strerror or str(error)) from error
-    if size == 0:
-        raise ImageReadError(path, "the file is empty (0 bytes)")
-    with _open_header(path, path, max_pixels) as image:
-        return image.height, image.width
+    _check_regular_file(path)
+    with _open_header(path, path, max_pixels_limit(max_pixels)) as image:
+        return (image.width, image.height) if _exif_orientation(image) >= 5 else (image.height, image.width)
 
 
-def read_rgb(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+def read_rgb(path: str | os.PathLike, max_pixels: int | None = None) -> np.ndarray:
     """An image file as an RGB uint8 array (H, W, 3).
 
     Grayscale is repeated over the three channels, palettes are expanded, 16-bit samples are scaled
@@ -69,7 +93,7 @@ def read_rgb(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> n
     0 gives white, 255 the colour as stored), so the result never depends on what colour a
     transparent pixel happens to hold.
     """
-    pixels = _decode(Path(path), max_pixels)
+    pixels = _decode(Path(path), max_pixels_limit(max_pixels))
     colour = pixels[..., :3] if pixels.shape[2] >= 3 else np.repeat(pixels[..., :1], 3, axis=2)
     has_alpha = pixels.shape[2] in (2, 4)
     if pixels.dtype == np.uint8 and not has_alpha:
@@ -82,7 +106,7 @@ def read_rgb(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> n
     return (unit * 255.0 + 0.5).astype(np.uint8)
 
 
-def read_gray(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+def read_gray(path: str | os.PathLike, max_pixels: int | None = None) -> np.ndarray:
     """A single-channel image file (mask, sketch) as float32 (H, W) in [0, 1].
 
     How channels reduce to one value:
@@ -94,7 +118,7 @@ def read_gray(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> 
 
     8-bit values are divided by 255 and 16-bit values by 65535.
     """
-    pixels = _decode(Path(path), max_pixels)
+    pixels = _decode(Path(path), max_pixels_limit(max_pixels))
     unit = pixels.astype(np.float32) / np.float32(np.iinfo(pixels.dtype).max)
     if unit.shape[2] in (2, 4) and unit[..., -1].min() < 1.0:
         return np.ascontiguousarray(unit[..., -1])
@@ -104,29 +128,51 @@ def read_gray(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> 
 
 
 def _decode(path: Path, max_pixels: int) -> np.ndarray:
-    """Pixels as stored: (H, W, C), C in {1: gray, 2: gray+alpha, 3: RGB, 4: RGBA}, uint8 or uint16."""
+    """Pixels as shown: (H, W, C), C in {1: gray, 2: gray+alpha, 3: RGB, 4: RGBA}, uint8 or uint16."""
+    _check_regular_file(path)
     try:
-        data = path.read_bytes()
+        file = open(path, "rb")  # noqa: SIM115  (closed below; Pillow reads from it lazily)
     except OSError as error:
         raise ImageReadError(path, error.strerror or str(error)) from error
-    if not data:
-        raise ImageReadError(path, "the file is empty (0 bytes)")
-    with _open_header(io.BytesIO(data), path, max_pixels) as image:
+    with file, _open_header(file, path, max_pixels) as image:
+        file.seek(0)
+        data = file.read()  # the bytes whose header was checked, from the same open file
         pixels = None
         if image.format != "JPEG" or data.rstrip(b"\x00").endswith(_JPEG_END_OF_IMAGE):
             pixels = _decode_with_opencv(data)
+        if pixels is None and image.format in _FORMATS_WITHOUT_FALLBACK:
+            raise ImageReadError(path, f"the {image.format} data is corrupt or truncated")
         if pixels is None:
             pixels = _decode_with_pillow(image, path)
         orientation = _exif_orientation(image)
     return _apply_orientation(pixels, orientation)
 
 
-def _open_header(source: Path | io.BytesIO, path: Path, max_pixels: int) -> Image.Image:
+def _check_regular_file(path: Path) -> None:
+    """Refuse missing, empty and non-regular files (a FIFO or /dev/zero would block or never end)."""
+    try:
+        status = path.stat()
+    except OSError as error:
+        raise ImageReadError(path, error.strerror or str(error)) from error
+    if not stat.S_ISREG(status.st_mode):
+        kind = "a folder" if stat.S_ISDIR(status.st_mode) else "not a regular file (a device, pipe or socket)"
+        raise ImageReadError(path, f"it is {kind}, not an image file")
+    if status.st_size == 0:
+        raise ImageReadError(path, "the file is empty (0 bytes)")
+
+
+def _open_header(source: Path | BinaryIO, path: Path, max_pixels: int) -> Image.Image:
     """Pillow image with only the header parsed; refuses images above ``max_pixels``."""
+    if Image.MAX_IMAGE_PIXELS is not None and max_pixels > Image.MAX_IMAGE_PIXELS:
+        Image.MAX_IMAGE_PIXELS = max_pixels
     try:
         image = Image.open(source)
     except Image.DecompressionBombError as error:
-        raise ImageReadError(path, f"refused as a possible decompression bomb: {error}") from error
+        raise ImageReadError(
+            path,
+            f"refused as a possible decompression bomb ({error}); if the file is trusted, raise the "
+            f"limit (--max-pixels, or the environment variable {MAX_PIXELS_VARIABLE})",
+        ) from error
     except Exception as error:
         raise ImageReadError(path, f"not a recognised image file ({error})") from error
     if image.width * image.height > max_pixels:
@@ -134,8 +180,8 @@ def _open_header(source: Path | io.BytesIO, path: Path, max_pixels: int) -> Imag
         raise ImageReadError(
             path,
             f"its header says {image.width}x{image.height} = {image.width * image.height:,} pixels, more "
-            f"than the limit of {max_pixels:,} (decompression-bomb guard); pass a larger max_pixels if "
-            "the file is trusted",
+            f"than the limit of {max_pixels:,} (decompression-bomb guard); if the file is trusted, "
+            f"raise the limit (--max-pixels, or the environment variable {MAX_PIXELS_VARIABLE})",
         )
     return image
 

@@ -33,7 +33,7 @@ import mtmsa  # noqa: F401  (registers the config resolvers)
 from mtmsa.cli import exit_on_user_error
 from mtmsa.data.datamodule import Batch, InpaintingDataModule
 from mtmsa.data.masks import DEFAULT_BUCKETS, hole_ratio
-from mtmsa.data.sketch import EdgeSketches, dilate
+from mtmsa.data.sketch import EdgeSketches
 from mtmsa.images import masked_input, to_unit_range
 from mtmsa.previews import image_grid, save_png
 
@@ -104,6 +104,11 @@ def plot_hole_ratio_histograms(ratios: Mapping[str, np.ndarray], size: int, path
     for axis in list(axes.flat)[len(ratios) :]:
         axis.axis("off")
     figure.suptitle(f"Hole ratios at {size}x{size} (shaded: evaluation buckets; red: mean)")
+    return save_figure(figure, path)
+
+
+def save_figure(figure, path: str | Path) -> Path:
+    """Lay out, write as PNG (creating the folder) and close a matplotlib figure."""
     figure.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -116,10 +121,9 @@ def sketch_steps(sketches: EdgeSketches, images: torch.Tensor, masks: torch.Tens
     """The maps of each step of ``sketches.draw`` for (B,3,H,W) images and (B,1,H,W) masks, in the order
     of ``SKETCH_STEP_TITLES``: (B,3,H,W) or (B,1,H,W) tensors in [0, 1].
 
-    Steps 3-6 call the sketcher's own methods in the order ``draw`` does, with one generator seeded with
-    ``seed``, so the last map equals ``sketches.draw(images, masks, generator seeded with seed)``. Steps 1-2
-    (blurred grey, non-maximum-suppressed Canny gradient magnitude scaled by its 99.9% quantile) are
-    recomputed here for display, as EdgeSketches does not return them.
+    Steps 3-6 are ``sketches.stages`` with a generator seeded with ``seed``, so the last map equals
+    ``sketches.draw(images, masks, generator seeded with seed)``. Steps 1-2 (blurred grey, non-maximum-suppressed Canny
+    gradient magnitude scaled by its 99.9% quantile) are recomputed here for display, as EdgeSketches does not return them.
     """
     generator = torch.Generator(device=images.device).manual_seed(seed)
     height, width = images.shape[-2:]
@@ -129,11 +133,12 @@ def sketch_steps(sketches: EdgeSketches, images: torch.Tensor, masks: torch.Tens
     blurred = kornia.filters.gaussian_blur2d(grey, (kernel, kernel), (sigma, sigma))
     magnitude, _ = kornia.filters.canny(grey, 1e-6, 1e-6, kernel, (sigma, sigma), False)
     level = torch.quantile(magnitude.flatten(1), 0.999, dim=1).clamp(min=0.1).view(-1, 1, 1, 1)
-    cleaned = sketches.strokes(images, generator)
-    dropped = cleaned * sketches.keep_field(cleaned.shape, cleaned.device, generator)
-    warped = sketches.wobble(dropped, generator)
-    kept = warped * dilate(masks, sketches.margin_pixels(height, width))
-    return [to_unit_range(images), blurred, (magnitude / level).clamp(0, 1), cleaned, dropped, warped, kept]
+    return [
+        to_unit_range(images),
+        blurred,
+        (magnitude / level).clamp(0, 1),
+        *sketches.stages(images, masks, generator),
+    ]
 
 
 def plot_sketch_steps(steps: list, masks: torch.Tensor, path: str | Path) -> Path:
@@ -153,12 +158,7 @@ def plot_sketch_steps(steps: list, masks: torch.Tensor, path: str | Path) -> Pat
             axis.set_yticks([])
             if row == 0:
                 axis.set_title(title, fontsize=9)
-    figure.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=80)
-    plt.close(figure)
-    return path
+    return save_figure(figure, path)
 
 
 def mask_configs(cfg: DictConfig) -> dict[str, DictConfig]:

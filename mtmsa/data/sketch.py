@@ -146,11 +146,16 @@ class EdgeSketches:
 
     def draw(self, images: torch.Tensor, masks: torch.Tensor, generator=None) -> torch.Tensor:
         """Sketches for every sample (no ``p``): (B,3,H,W), (B,1,H,W) -> (B,1,H,W)."""
+        return self.stages(images, masks, generator)[-1]
+
+    def stages(self, images: torch.Tensor, masks: torch.Tensor, generator=None) -> list[torch.Tensor]:
+        """The (B,1,H,W) 0/1 maps after steps 3 (cleaned edges), 4 (parts dropped), 5 (wobbled) and 6
+        (kept near the hole); the last one is the sketch."""
         height, width = images.shape[-2:]
-        strokes = self.strokes(images, generator)
-        strokes = strokes * self.keep_field(strokes.shape, strokes.device, generator)
-        strokes = self.wobble(strokes, generator)
-        return strokes * dilate(masks, self.margin_pixels(height, width))
+        cleaned = self.strokes(images, generator)
+        dropped = cleaned * self.keep_field(cleaned.shape, cleaned.device, generator)
+        warped = self.wobble(dropped, generator)
+        return [cleaned, dropped, warped, warped * dilate(masks, self.margin_pixels(height, width))]
 
     def strokes(self, images: torch.Tensor, generator=None) -> torch.Tensor:
         """Steps 1-3: (B,3,H,W) in [-1, 1] -> (B,1,H,W) 0/1 cleaned-up edges."""

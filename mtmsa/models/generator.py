@@ -4,6 +4,13 @@ The coarse network fills the hole from ``cat([image * (1 - mask), mask, sketch])
 into the known pixels and refined by two parallel branches at 1/4 resolution: dilated gated convolutions
 (large receptive field) and an attention module (distant context), whose features are merged and decoded.
 
+Each stage predicts a residual: ``tanh(raw + atanh(base))``, where the coarse stage's base is an initial
+fill of the hole (``initial_fill="pull_push"``: a smooth interpolation from the hole's border, see
+:func:`mtmsa.baselines.pull_push_fill`; ``"none"``: 0) and the refinement's base is the coarse result pasted
+into the known pixels. The last convolution of each decoder starts at zero, so the untrained generator
+returns the initial fill, and training only has to learn what a smooth interpolation misses (texture,
+structure, distant context); this takes a CPU-sized training budget past the classical fills.
+
 The attention module is not imported here: the generator receives a factory called as
 ``attention(channels=4 * width)`` whose module maps ``(x (B,C,H,W), mask (B,1,H',W')) -> (y, aux)``.
 """
@@ -16,10 +23,13 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
+from mtmsa.baselines import pull_push_fill
 from mtmsa.images import composite, masked_input
 from mtmsa.models.layers import GatedConv2d, GatedUpConv2d
 
 DILATIONS = (2, 4, 8, 16)
+INITIAL_FILLS = ("pull_push", "none")
+ATANH_LIMIT = 1.0 - 1e-3
 
 
 class GeneratorOutput(NamedTuple):
@@ -46,8 +56,17 @@ def _dilated_stack(channels: int) -> nn.Sequential:
     return nn.Sequential(*(GatedConv2d(channels, channels, dilation=d) for d in DILATIONS))
 
 
+def residual_output(raw: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
+    """``tanh(raw + atanh(base))``: ``base`` where ``raw`` is 0, always inside (-1, 1)."""
+    return torch.tanh(raw + torch.atanh(base.clamp(-ATANH_LIMIT, ATANH_LIMIT)))
+
+
 def _decoder(in_channels: int, width: int) -> nn.Sequential:
-    """(B, in_channels, H / 4, W / 4) -> (B, 3, H, W) in [-1, 1]; the last conv is ungated and linear."""
+    """(B, in_channels, H / 4, W / 4) -> (B, 3, H, W) raw residuals; the last conv is ungated, linear and
+    starts at zero."""
+    last = nn.Conv2d(width // 2, 3, kernel_size=3, padding=1)
+    nn.init.zeros_(last.weight)
+    nn.init.zeros_(last.bias)
     return nn.Sequential(
         GatedConv2d(in_channels, 4 * width),
         GatedConv2d(4 * width, 4 * width),
@@ -55,15 +74,14 @@ def _decoder(in_channels: int, width: int) -> nn.Sequential:
         GatedConv2d(2 * width, 2 * width),
         GatedUpConv2d(2 * width, width),
         GatedConv2d(width, width // 2),
-        nn.Conv2d(width // 2, 3, kernel_size=3, padding=1),
-        nn.Tanh(),
+        last,
     )
 
 
 class RefinementNetwork(nn.Module):
     """Second stage: a dilated branch and an attention branch at 1/4 resolution, merged and decoded.
 
-    Shape: x (B, in_channels, H, W), masks (B,1,H,W) -> ((B,3,H,W) in [-1,1], aux dict of the attention).
+    Shape: x (B, in_channels, H, W), masks (B,1,H,W) -> ((B,3,H,W) raw residual, aux dict of the attention).
     """
 
     def __init__(self, in_channels: int, width: int, attention: Callable[..., nn.Module] | None) -> None:
@@ -94,6 +112,8 @@ class InpaintGenerator(nn.Module):
         attention: factory ``attention(channels=4 * width) -> nn.Module`` for the refinement stage's
             attention branch; None runs that branch without an attention op.
         in_channels: channels of the network input ``cat([image, mask, sketch])``; 5 for a 1-channel sketch.
+        initial_fill: what the coarse stage's residual starts from: ``pull_push`` (a smooth interpolation
+            of the hole) or ``none`` (0, i.e. the prediction is made from scratch).
 
     Height and width of the inputs must be divisible by ``size_multiple``.
     """
@@ -101,12 +121,21 @@ class InpaintGenerator(nn.Module):
     size_multiple = 4
 
     def __init__(
-        self, width: int = 48, attention: Callable[..., nn.Module] | None = None, in_channels: int = 5
+        self,
+        width: int = 48,
+        attention: Callable[..., nn.Module] | None = None,
+        in_channels: int = 5,
+        initial_fill: str = "pull_push",
     ) -> None:
         super().__init__()
         if width < 2:
             raise ValueError(f"InpaintGenerator width must be >= 2, got {width}; use e.g. 48 (paper) or 16.")
+        if initial_fill not in INITIAL_FILLS:
+            raise ValueError(
+                f"InpaintGenerator initial_fill must be one of {INITIAL_FILLS}, got {initial_fill!r}"
+            )
         self.in_channels = in_channels
+        self.initial_fill = initial_fill
         self.coarse = nn.Sequential(
             _encoder(in_channels, width), _dilated_stack(4 * width), _decoder(4 * width, width)
         )
@@ -119,10 +148,11 @@ class InpaintGenerator(nn.Module):
         """
         self._check_inputs(images, masks, sketches)
         known = masked_input(images, masks)
-        coarse = self.coarse(torch.cat([known, masks, sketches], dim=1))
+        base = pull_push_fill(known, masks) if self.initial_fill == "pull_push" else torch.zeros_like(known)
+        coarse = residual_output(self.coarse(torch.cat([known, masks, sketches], dim=1)), base)
         blended = composite(coarse, known, masks)
         refined, aux = self.refinement(torch.cat([blended, masks, sketches], dim=1), masks)
-        return GeneratorOutput(coarse=coarse, refined=refined, aux=aux)
+        return GeneratorOutput(coarse=coarse, refined=residual_output(refined, blended), aux=aux)
 
     def _check_inputs(self, images: torch.Tensor, masks: torch.Tensor, sketches: torch.Tensor) -> None:
         height, width = images.shape[-2:]

@@ -1,0 +1,104 @@
+"""Surviving kills and preemption: atomic checkpoint files, a checkpoint on SIGTERM, resuming a run folder.
+
+* :class:`AtomicCheckpointIO` writes every checkpoint next to its destination and renames it into place
+  (``os.replace``, atomic on POSIX), after flushing it to disk. A process killed while saving leaves the
+  previous ``last.ckpt`` intact and at most a ``.<name>.partial-<pid>`` file, which the next save of that
+  name in that folder removes. (Lightning's own writer stages the file in the system temp folder and moves
+  it across file systems when the checkpoints live elsewhere, e.g. on a cluster's shared disk: a copy,
+  which a kill can leave truncated.)
+* :class:`LastCheckpoint` keeps ``last.ckpt`` current: after every validation, optionally every N steps,
+  at the end of training, and when Lightning stops training on SIGTERM (a scheduler's preemption or
+  ``scancel``, handled between two batches), so a restart loses no work. (Lightning's
+  ``ModelCheckpoint(save_last=True)`` rewrites ``last.ckpt`` only when a best checkpoint is written.)
+* :func:`resume_checkpoint` decides what ``mtmsa.train`` resumes from.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
+from pytorch_lightning.callbacks import Checkpoint
+from pytorch_lightning.trainer.states import TrainerFn
+from pytorch_lightning.utilities.exceptions import SIGTERMException
+
+LAST_CHECKPOINT = "last.ckpt"
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """``torch.save`` into a hidden partial file in the destination folder, fsync, then ``os.replace``."""
+
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: str | os.PathLike, storage_options=None
+    ) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        for stale in path.parent.glob(f".{path.name}.partial-*"):
+            stale.unlink(missing_ok=True)
+        partial = path.with_name(f".{path.name}.partial-{os.getpid()}")
+        try:
+            with open(partial, "wb") as file:
+                torch.save(checkpoint, file)
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(partial, path)
+        finally:
+            partial.unlink(missing_ok=True)
+        directory = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)  # make the rename itself durable
+        finally:
+            os.close(directory)
+
+
+class LastCheckpoint(Checkpoint):
+    """Writes ``<dirpath>/last.ckpt`` after each validation during fit, every ``every_n_train_steps``
+    optimizer steps when set, at the end of fit, and on SIGTERM; never twice for the same step."""
+
+    def __init__(self, dirpath: str | os.PathLike, every_n_train_steps: int | None = None) -> None:
+        self.path = Path(dirpath) / LAST_CHECKPOINT
+        self.every_n_train_steps = every_n_train_steps
+        self.saved_step = -1
+
+    def save(self, trainer: pl.Trainer) -> None:
+        if trainer.global_step != self.saved_step and not trainer.fast_dev_run:
+            trainer.save_checkpoint(self.path)
+            self.saved_step = trainer.global_step
+
+    def on_train_batch_end(self, trainer: pl.Trainer, *args: Any) -> None:
+        every = self.every_n_train_steps
+        if every and trainer.global_step - max(self.saved_step, 0) >= every:
+            self.save(trainer)
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.state.fn == TrainerFn.FITTING and not trainer.sanity_checking:
+            self.save(trainer)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.save(trainer)
+
+    def on_exception(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
+    ) -> None:
+        if isinstance(exception, SIGTERMException):
+            self.save(trainer)
+            if trainer.is_global_zero:
+                print(
+                    f"SIGTERM: saved {self.path} at step {trainer.global_step}; run the same command with "
+                    "ckpt_path=last and the same hydra.run.dir to continue"
+                )
+
+
+def resume_checkpoint(requested: str | None, checkpoint_dir: str | os.PathLike) -> str | None:
+    """What to resume from: ``requested`` when it is a path; with ``last``, or with nothing requested while
+    ``checkpoint_dir`` already holds a ``last.ckpt`` (a restarted run: starting afresh there would overwrite
+    its checkpoints), that ``last.ckpt``; else None (a fresh start, also for ``last`` in a new folder, so
+    a job script can always say ``ckpt_path=last``)."""
+    if requested not in (None, "last"):
+        return str(requested)
+    last = Path(checkpoint_dir) / LAST_CHECKPOINT
+    return str(last) if last.is_file() else None
