@@ -69,9 +69,12 @@ class LastCheckpoint(Checkpoint):
             trainer.save_checkpoint(self.path)
             self.saved_step = trainer.global_step
 
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.saved_step = trainer.global_step  # a resumed run's state is on disk already
+
     def on_train_batch_end(self, trainer: pl.Trainer, *args: Any) -> None:
         every = self.every_n_train_steps
-        if every and trainer.global_step - max(self.saved_step, 0) >= every:
+        if every and trainer.global_step - self.saved_step >= every:
             self.save(trainer)
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -93,12 +96,15 @@ class LastCheckpoint(Checkpoint):
                 )
 
 
-def resume_checkpoint(requested: str | None, checkpoint_dir: str | os.PathLike) -> str | None:
-    """What to resume from: ``requested`` when it is a path; with ``last``, or with nothing requested while
-    ``checkpoint_dir`` already holds a ``last.ckpt`` (a restarted run: starting afresh there would overwrite
-    its checkpoints), that ``last.ckpt``; else None (a fresh start, also for ``last`` in a new folder, so
-    a job script can always say ``ckpt_path=last``)."""
+def resume_checkpoint(requested: str | None, run_dir: str | os.PathLike) -> str | None:
+    """What ``mtmsa.train`` resumes from: ``requested`` when it is a path. With ``last``, or with nothing
+    requested in a run folder that already holds checkpoints (a restarted job: starting afresh there would
+    overwrite them), the newest of ``<run_dir>/checkpoints/last.ckpt`` and the ``<run_dir>/hpc_ckpt_<n>.ckpt``
+    that Lightning writes on SLURM's requeue signal. None (a fresh start) when there is none, so that a job
+    script can always say ``ckpt_path=last``."""
     if requested not in (None, "last"):
         return str(requested)
-    last = Path(checkpoint_dir) / LAST_CHECKPOINT
-    return str(last) if last.is_file() else None
+    run_dir = Path(run_dir)
+    candidates = [run_dir / "checkpoints" / LAST_CHECKPOINT, *run_dir.glob("hpc_ckpt_*.ckpt")]
+    existing = [path for path in candidates if path.is_file()]
+    return str(max(existing, key=lambda path: path.stat().st_mtime)) if existing else None

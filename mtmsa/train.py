@@ -48,7 +48,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     for logger in loggers:
         logger.log_hyperparams(model.run_config)
 
-    ckpt_path = resume_checkpoint(cfg.get("ckpt_path"), Path(cfg.paths.output_dir) / "checkpoints")
+    ckpt_path = resume_checkpoint(cfg.get("ckpt_path"), cfg.paths.output_dir)
     if ckpt_path is not None:
         log.info("resuming from %s", ckpt_path)
     try:

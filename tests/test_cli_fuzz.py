@@ -3,7 +3,7 @@ a correct result; nothing hangs, nothing runs out of memory, and no input is eve
 
 ``mtmsa.inpaint`` and ``mtmsa.evaluate`` run in-process (their ``main`` / ``exit_on_user_error``); the
 extreme sizes also run as real processes under a wall-clock timeout and an address-space limit.
-The case tables are module constants, so experiments/reliability_inputs.md can quote their sizes.
+The case tables are module constants; the README's reliability table quotes their sizes.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from mtmsa.fault_tolerance import AtomicCheckpointIO, resume_checkpoint
+from mtmsa.fault_tolerance import AtomicCheckpointIO, LastCheckpoint, resume_checkpoint
 from mtmsa.models.losses import InpaintingLoss
 from mtmsa.module import TrainingDivergedError
 from tests.conftest import compose_config
@@ -74,9 +74,39 @@ def test_resume_checkpoint_choice(tmp_path):
     assert resume_checkpoint(None, tmp_path) is None
     assert resume_checkpoint("last", tmp_path) is None  # a job script may always say last
     assert resume_checkpoint("/x/y.ckpt", tmp_path) == "/x/y.ckpt"
-    (tmp_path / "last.ckpt").write_bytes(b"")
-    assert resume_checkpoint(None, tmp_path) == str(tmp_path / "last.ckpt")
-    assert resume_checkpoint("last", tmp_path) == str(tmp_path / "last.ckpt")
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    last.parent.mkdir()
+    last.write_bytes(b"")
+    assert resume_checkpoint(None, tmp_path) == str(last)
+    assert resume_checkpoint("last", tmp_path) == str(last)
+    requeued = tmp_path / "hpc_ckpt_1.ckpt"  # written by Lightning on SLURM's requeue signal, after last.ckpt
+    requeued.write_bytes(b"")
+    os.utime(last, (1, 1))
+    assert resume_checkpoint("last", tmp_path) == str(requeued)
+
+
+class RecordingTrainer:
+    """The part of a Trainer that LastCheckpoint uses; records the steps it saved at."""
+
+    fast_dev_run = False
+
+    def __init__(self, global_step: int) -> None:
+        self.global_step = global_step
+        self.saved: list[int] = []
+
+    def save_checkpoint(self, path) -> None:
+        self.saved.append(self.global_step)
+
+
+def test_last_checkpoint_every_n_steps_counts_from_the_start_and_never_saves_a_step_twice(tmp_path):
+    callback = LastCheckpoint(tmp_path, every_n_train_steps=4)
+    trainer = RecordingTrainer(global_step=100)  # resumed at step 100: that state is on disk already
+    callback.on_train_start(trainer, None)
+    for step in range(102, 121, 2):
+        trainer.global_step = step
+        callback.on_train_batch_end(trainer)
+    callback.on_train_end(trainer, None)
+    assert trainer.saved == [104, 108, 112, 116, 120]
 
 
 def start_training(run: Path, data_dir: Path, overrides: list[str]) -> subprocess.Popen:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,7 +17,7 @@ from omegaconf import OmegaConf
 from mtmsa.errors import UserInputError
 from mtmsa.sweeps import JobRecord, SweepSummary, rank, read_records, write_summary
 from tests.conftest import CONFIG_DIR, compose_config
-from tests.test_train import TINY
+from tests.test_train import TINY, run_cli
 
 # One iteration and one validation batch per job: the sweep machinery, not the model, is under test.
 TINY_JOB = [
@@ -153,22 +151,6 @@ def test_single_runs_are_left_alone(tmp_path):
     SweepSummary().on_job_end(config=job_config(tmp_path, RunMode.RUN), job_return=job_return)
     assert job_return.status == JobStatus.FAILED
     assert not list(tmp_path.rglob("*.json")) and not (tmp_path / "summary.md").exists()
-
-
-def run_cli(
-    args: list[str], cwd: Path, data_dir: Path | None = None, env: dict | None = None, timeout: int = 300
-) -> subprocess.CompletedProcess:
-    environment = {**os.environ, "MTMSA_ROOT": str(cwd), "PYTHONUNBUFFERED": "1", **(env or {})}
-    if data_dir is not None:
-        environment["MTMSA_DATA"] = str(data_dir)
-    return subprocess.run(
-        [sys.executable, "-m", "mtmsa.train", *args],
-        cwd=cwd,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
 
 
 def sweep_dir(root: Path) -> Path:

@@ -113,12 +113,23 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def run_cli(args: list[str], cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
-    env = {**os.environ, "MTMSA_ROOT": str(cwd), "PYTHONUNBUFFERED": "1", "MASTER_PORT": str(free_port())}
+def run_cli(
+    args: list[str], cwd: Path, data_dir: Path | None = None, env: dict | None = None, timeout: int = 300
+) -> subprocess.CompletedProcess:
+    """``python -m mtmsa.train args`` in ``cwd`` (also MTMSA_ROOT), data from ``data_dir`` when given."""
+    environment = {
+        **os.environ,
+        "MTMSA_ROOT": str(cwd),
+        "PYTHONUNBUFFERED": "1",
+        "MASTER_PORT": str(free_port()),
+        **(env or {}),
+    }
+    if data_dir is not None:
+        environment["MTMSA_DATA"] = str(data_dir)
     return subprocess.run(
         [sys.executable, "-m", "mtmsa.train", *args],
         cwd=cwd,
-        env=env,
+        env=environment,
         capture_output=True,
         text=True,
         timeout=timeout,

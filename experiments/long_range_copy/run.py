@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from patterns import PatternBatch, lattice_copy_fill, make_batch  # noqa: E402
 
-from mtmsa.baselines import mean_fill, telea_fill  # noqa: E402
+from mtmsa.baselines import mean_fill, pull_push_fill, telea_fill  # noqa: E402
 from mtmsa.images import composite, to_unit_range  # noqa: E402
 from mtmsa.metrics import METRIC_NAMES, HeadStatistics, per_image_metrics  # noqa: E402
 from mtmsa.models.generator import InpaintGenerator  # noqa: E402
@@ -94,6 +94,7 @@ class Settings:
     l1_valid: float = 1.0
     training_images: int = 4096
     validation_images: int = 256
+    initial_fill: str = "pull_push"
 
 
 def attention_factory(variant: Variant):
@@ -135,14 +136,14 @@ def evaluate(model: InpaintGenerator, validation: PatternBatch, heads: int | Non
         filled = composite(output.refined, chunk.images, chunk.masks)
         metrics.append(hole_metrics(filled, chunk))
         if i == 0:
-            examples = {"examples": filled[:EXAMPLES]}
+            examples = {"examples": filled[:EXAMPLES].clone()}
         if temperatures is not None:
             t, hole = output.aux["temperature"], output.aux["hole"]
             temperatures.update(t)
             hole_sum = hole_sum + (t * hole).sum(dim=(0, 2, 3))
             hole_count += float(hole.sum())
             if i == 0:
-                examples["temperature_map"] = t[:EXAMPLES]
+                examples["temperature_map"] = t[:EXAMPLES].clone()
     result = {**summarise(torch.cat(metrics)), **examples}
     if temperatures is not None:
         stats = temperatures.compute()
@@ -159,7 +160,9 @@ def train_run(
     """Trains one variant from ``seed`` (weights and batch order) for the fixed budget and evaluates it."""
     start = time.perf_counter()
     torch.manual_seed(seed)
-    model = InpaintGenerator(width=settings.width, attention=attention_factory(variant))
+    model = InpaintGenerator(
+        width=settings.width, attention=attention_factory(variant), initial_fill=settings.initial_fill
+    )
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
     loss = InpaintingLoss(l1_valid=settings.l1_valid)
     data = torch.Generator().manual_seed(seed)
@@ -186,15 +189,21 @@ def train_run(
 
 
 def reference_rows(validation: PatternBatch) -> list[dict]:
-    """Classical fills on the validation set: mean colour, OpenCV Telea, and copying one lattice shift away."""
+    """Classical fills on the validation set: mean colour, OpenCV Telea, pull-push (the generator's initial
+    fill), and copying one lattice shift away."""
     rows = []
     for name, fill in (
         ("mean fill", mean_fill(validation.images, validation.masks)),
         ("OpenCV Telea", telea_fill(validation.images, validation.masks)),
+        ("pull-push (generator's initial fill)", pull_push_fill(validation.images, validation.masks)),
         ("lattice copy (oracle period)", lattice_copy_fill(validation)[0]),
     ):
         rows.append(
-            {"variant": name, **summarise(hole_metrics(fill, validation)), "examples": fill[:EXAMPLES]}
+            {
+                "variant": name,
+                **summarise(hole_metrics(fill, validation)),
+                "examples": fill[:EXAMPLES].clone(),
+            }
         )
     return rows
 
@@ -231,7 +240,8 @@ def markdown(report: dict) -> str:
     settings, runs = report["settings"], report["runs"]
     seeds = sorted({run["seed"] for run in runs})
     lines = [
-        f"Images {settings['size']}x{settings['size']}, generator width {settings['width']} "
+        f"Images {settings['size']}x{settings['size']}, generator width {settings['width']}, "
+        f"initial fill {settings.get('initial_fill', 'pull_push')} "
         f"(attention on {settings['size'] // 4}x{settings['size'] // 4} features of {4 * settings['width']} channels), "
         f"L1 reconstruction loss only (no discriminator), Adam lr {settings['lr']:g}, batch {settings['batch']}, "
         f"{settings['iterations']} iterations per run, seeds {seeds}; {settings['validation_images']} validation images "
@@ -281,7 +291,7 @@ def plot(report: dict, examples: dict, path: Path) -> None:
         values = [run["psnr_hole"] for run in members]
         axis.bar(i, statistics.fmean(values), color="C0" if variant.startswith("mtmsa") else "C7", alpha=0.6)
         axis.scatter([i] * len(values), values, color="k", s=10, zorder=3)
-    for row, style in zip(report["references"], (":", "--", "-."), strict=False):
+    for row, style in zip(report["references"], (":", "--", "-.", "-"), strict=True):
         axis.axhline(row["psnr_hole"], color="C3", linestyle=style, linewidth=1, label=row["variant"])
     labels = [f"{variant}\nh{heads}" if heads else variant for variant, heads, _ in groups]
     axis.set_xticks(range(len(groups)), labels, fontsize=7)
@@ -331,7 +341,9 @@ def run_all(args: argparse.Namespace) -> None:
     )
     references = reference_rows(validation)
     masked = validation.images * (1 - validation.masks)
-    examples = {"fills": {"input": masked[:EXAMPLES], "ground truth": validation.images[:EXAMPLES]}}
+    examples = {
+        "fills": {"input": masked[:EXAMPLES].clone(), "ground truth": validation.images[:EXAMPLES].clone()}
+    }
     runs = []
     jobs = [(variant, seed) for variant in variants for seed in range(args.seeds)]
     for variant, seed in tqdm(jobs, desc="long-range copy runs", unit="run"):
