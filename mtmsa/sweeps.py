@@ -70,8 +70,21 @@ def csv_log_path(config: DictConfig) -> Path | None:
     return Path(node.save_dir) / str(node.name) / f"version_{node.version}" / "metrics.csv"
 
 
+LOGGED = ("val/", "temperature/")
+"""Prefixes of the metrics a job record keeps."""
+
+
+def tabled(name: str, metric: str) -> bool:
+    """Whether a metric gets a column of the summary: not the ranked one, no per-bucket values, and of the
+    temperature statistics only each head's mean."""
+    if name == metric or "%" in name:
+        return False
+    return not name.startswith("temperature/") or name.endswith("_mean")
+
+
 def final_validation_metrics(path: Path | None) -> dict[str, float]:
-    """The ``val/*`` metrics of the last row of a Lightning CSV log that has any (the final validation)."""
+    """The ``val/*`` metrics and the attention's ``temperature/*`` statistics logged with them, from the last
+    row of a Lightning CSV log that has any ``val/*`` value (the final validation)."""
     if path is None or not path.is_file():
         return {}
     with path.open(newline="") as file:
@@ -80,7 +93,7 @@ def final_validation_metrics(path: Path | None) -> dict[str, float]:
         ]
     if not rows:
         return {}
-    return {name: float(value) for name, value in rows[-1].items() if name.startswith("val/") and value}
+    return {name: float(value) for name, value in rows[-1].items() if name.startswith(LOGGED) and value}
 
 
 def job_record(config: DictConfig, job_return: JobReturn, minutes: float | None) -> JobRecord:
@@ -158,7 +171,7 @@ def summary_markdown(records: list[JobRecord], sweep_dir: Path, direction: str) 
     ranked = rank(records, direction)
     metric = ranked[0].metric if ranked else "optimized_metric"
     shared, varied = split_overrides(ranked)
-    others = sorted({name for r in ranked for name in r.metrics if "%" not in name and name != metric})
+    others = sorted({name for r in ranked for name in r.metrics if tabled(name, metric)})
     header = ["rank", "job", "overrides", "status", metric, *others, "minutes"]
     rows = [
         [

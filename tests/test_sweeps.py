@@ -181,7 +181,11 @@ def test_grid_sweep_gives_each_job_a_folder_and_prints_the_ranked_summary(tmp_pa
     for record in completed:
         assert record.value == record.metrics["val/psnr_hole"] > 0
         assert {"val/psnr", "val/ssim", "val/l1_hole"} <= record.metrics.keys()
+    # The temperature each head used, so that a sweep compares them: 1 head, then 2.
+    assert [k for k in records[jobs[0]].metrics if k.endswith("_mean")] == ["temperature/head0_mean"]
+    assert {"temperature/head1_mean", "temperature/head1_max"} <= records[jobs[2]].metrics.keys()
     summary = (folder / "summary.md").read_text()
+    assert "temperature/head1_mean" in summary and "temperature/head1_max" not in summary
     assert summary in result.stdout
     best = max(completed, key=lambda r: r.value)
     assert table_jobs(summary)[0] == best.job and set(table_jobs(summary)[2:]) == {jobs[1], jobs[3]}
