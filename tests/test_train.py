@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import wandb
 
 from mtmsa.train import train
 from tests.conftest import compose_config
@@ -171,8 +172,12 @@ def test_wandb_offline_run_holds_images_tables_and_metrics(tmp_path, sample_data
     _, run = run_training(
         tmp_path, sample_data_dir, ["logger=wandb", "trainer.max_steps=4", "trainer.val_check_interval=2"]
     )
+    # run.finish() hands the last records to wandb's service process, which writes them on its own time;
+    # on a loaded machine they can still be in flight. teardown() waits for that process to finish.
+    wandb.teardown()
     (offline_run,) = (run / "wandb").glob("offline-run-*")
     logged = history(next(offline_run.glob("run-*.wandb")))
+    assert "val/psnr_hole" in logged, sorted(logged)  # on failure, say what the run file did hold
     assert len(logged["val/psnr_hole"]) == 2  # one validation during fit (after 2 batches), one after it
     assert all(value > 0 for value in logged["val/psnr_hole"])
     assert {
