@@ -2,7 +2,7 @@
 
 * :class:`AtomicCheckpointIO` writes every checkpoint next to its destination and renames it into place
   (``os.replace``, atomic on POSIX), after flushing it to disk. A process killed while saving leaves the
-  previous ``last.ckpt`` intact and at most a ``.<name>.partial-<pid>`` file, which the next save of that
+  previous ``last.ckpt`` intact and at most a ``.last.partial-<pid>.ckpt`` file, which the next save of that
   name in that folder removes. (Lightning's own writer stages the file in the system temp folder and moves
   it across file systems when the checkpoints live elsewhere, e.g. on a cluster's shared disk: a copy,
   which a kill can leave truncated.)
@@ -26,33 +26,23 @@ from pytorch_lightning.callbacks import Checkpoint
 from pytorch_lightning.trainer.states import TrainerFn
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
+from mtmsa.files import partial_path, replaced_atomically
+
 LAST_CHECKPOINT = "last.ckpt"
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """``torch.save`` into a hidden partial file in the destination folder, fsync, then ``os.replace``."""
+    """``torch.save`` through :func:`mtmsa.files.replaced_atomically`; first removes the partial files an
+    earlier, killed save of the same checkpoint left (only the global-zero process writes checkpoints)."""
 
     def save_checkpoint(
         self, checkpoint: dict[str, Any], path: str | os.PathLike, storage_options=None
     ) -> None:
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        for stale in path.parent.glob(f".{path.name}.partial-*"):
+        for stale in path.parent.glob(partial_path(path, "*").name):
             stale.unlink(missing_ok=True)
-        partial = path.with_name(f".{path.name}.partial-{os.getpid()}")
-        try:
-            with open(partial, "wb") as file:
-                torch.save(checkpoint, file)
-                file.flush()
-                os.fsync(file.fileno())
-            os.replace(partial, path)
-        finally:
-            partial.unlink(missing_ok=True)
-        directory = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(directory)  # make the rename itself durable
-        finally:
-            os.close(directory)
+        with replaced_atomically(path) as partial, open(partial, "wb") as file:
+            torch.save(checkpoint, file)
 
 
 class LastCheckpoint(Checkpoint):

@@ -24,7 +24,6 @@ import argparse
 import logging
 import os
 import sys
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +40,7 @@ from mtmsa.checkpoints import load_generator
 from mtmsa.cli import exit_on_user_error
 from mtmsa.data.io import IMAGE_EXTENSIONS, max_pixels_limit, read_gray, read_image_size, read_rgb
 from mtmsa.errors import UserInputError
+from mtmsa.files import replaced_atomically
 from mtmsa.images import composite, to_model_range, to_unit_range
 from mtmsa.previews import to_uint8
 
@@ -252,17 +252,10 @@ def load_inputs(job: Job, args: argparse.Namespace) -> tuple[np.ndarray, np.ndar
 
 
 def save_image(pixels: np.ndarray, path: Path) -> None:
-    """Write (H,W,3) uint8 to ``path`` (format from its ending) through a temporary file renamed into place."""
+    """Write (H,W,3) uint8 to ``path`` (format from its ending) through a partial file renamed into place."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-        os.close(handle)
-        try:
-            Image.fromarray(pixels).save(temporary, quality=95)
-            os.replace(temporary, path)
-        finally:
-            if os.path.exists(temporary):
-                os.remove(temporary)
+        with replaced_atomically(path) as partial:
+            Image.fromarray(pixels).save(partial, quality=95)
     except OSError as error:
         raise InpaintInputError(f"cannot write {path}: {error.strerror or error}; check --out") from error
 

@@ -21,7 +21,6 @@ import io
 import json
 import logging
 import math
-import os
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -35,6 +34,7 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities import rank_zero_only
 
 from mtmsa.errors import UserInputError
+from mtmsa.files import replaced_atomically
 
 log = logging.getLogger(__name__)
 
@@ -127,9 +127,8 @@ def job_record(config: DictConfig, job_return: JobReturn, minutes: float | None)
 
 def write_atomically(path: Path, text: str) -> None:
     """Replace ``path`` in one step (jobs on several nodes may refresh the same summary at once)."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(text)
-    os.replace(temporary, path)
+    with replaced_atomically(path) as partial:
+        partial.write_text(text)
 
 
 def read_records(sweep_dir: Path) -> list[JobRecord]:
