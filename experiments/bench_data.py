@@ -30,7 +30,6 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from mtmsa.data.datasets import SAMPLE_PHOTOS
 from mtmsa.data.masks import (
     Boxes,
     BrushStrokes,
@@ -40,6 +39,7 @@ from mtmsa.data.masks import (
     MixedMasks,
     hole_ratio,
 )
+from mtmsa.data.sample import SAMPLE_PHOTOS
 from mtmsa.data.sketch import EdgeSketches
 from mtmsa.images import to_model_range
 

@@ -60,6 +60,7 @@ class InpaintingModule(pl.LightningModule):
         gradient_clip_norm: float | None = 10.0,
         ema_decay: float | None = 0.999,
         max_nonfinite_steps: int = 20,
+        attention_lr_scale: float = 1.0,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
@@ -74,6 +75,7 @@ class InpaintingModule(pl.LightningModule):
         self.gradient_clip_norm = gradient_clip_norm
         self.ema_decay = ema_decay
         self.max_nonfinite_steps = max_nonfinite_steps
+        self.attention_lr_scale = attention_lr_scale
         self.skipped_steps = 0
         self.nonfinite_in_a_row = {"discriminator": 0, "generator": 0}
         self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False).eval() if ema_decay else None
@@ -95,9 +97,15 @@ class InpaintingModule(pl.LightningModule):
         return composite(output.refined, images, masks)
 
     def configure_optimizers(self):
-        return self.optimizer_g(self.generator.parameters()), self.optimizer_d(
-            self.discriminator.parameters()
-        )
+        """Adam for each network; the generator's attention learns at ``attention_lr_scale`` x its rate."""
+        groups = [
+            {"name": name, "params": params} for name, params in self.generator.parameter_groups().items()
+        ]
+        optimizer_g = self.optimizer_g([group for group in groups if group["params"]])
+        for group in optimizer_g.param_groups:
+            if group["name"] == "attention":
+                group["lr"] *= self.attention_lr_scale
+        return optimizer_g, self.optimizer_d(self.discriminator.parameters())
 
     def _optimizer_step(self, optimizer, loss: torch.Tensor, network: str) -> bool:
         """Backward, clip and step ``optimizer``; False (and no step) when the gradient norm is not finite."""
@@ -139,8 +147,13 @@ class InpaintingModule(pl.LightningModule):
         d_loss = hinge_discriminator_loss(real_logits, fake_logits)
         self._optimizer_step(opt_d, d_loss, "discriminator")
 
+        fake_features = self.discriminator.features(completed, masks, sketches)
+        real_features = []
+        if self.loss.feature_matching_weight:
+            with torch.no_grad():
+                real_features = self.discriminator.features(images, masks, sketches)
         g_losses = self.loss.generator_loss(
-            output, images, masks, self.discriminator(completed, masks, sketches)
+            output, images, masks, fake_features[-1].flatten(1), fake_features, real_features
         )
         if self._optimizer_step(opt_g, g_losses["loss"], "generator"):
             self._update_ema()

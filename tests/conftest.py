@@ -36,7 +36,7 @@ def compose_config(overrides: list[str], output_dir: Path, data_dir: Path | None
 @pytest.fixture(scope="session")
 def sample_data_dir(tmp_path_factory) -> Path:
     """A data folder holding the bundled sample data set, made once per test session."""
-    from mtmsa.data.datasets import ensure_sample_dataset
+    from mtmsa.data.sample import ensure_sample_dataset
 
     data_dir = tmp_path_factory.mktemp("data")
     ensure_sample_dataset(data_dir / "sample")

@@ -142,13 +142,9 @@ def test_learned_temperature_goes_down_when_sharper_attention_helps(mode):
     attention = make_attention(
         temperature=mode, temperature_init=0.5, temperature_range=(0.01, 1.0), fused=False
     )
-    with torch.no_grad():
-        for projection in (attention.query, attention.key_value, attention.out_proj):
-            eye = torch.eye(projection.in_channels).repeat(
-                projection.out_channels // projection.in_channels, 1
-            )
-            projection.weight.copy_(eye.view_as(projection.weight))  # key_value: keys = values = x
-            projection.bias.zero_()
+    with torch.no_grad():  # match on x itself (values and output start as the identity)
+        attention.match.weight.copy_(torch.eye(16).view_as(attention.match.weight))
+        attention.match.bias.zero_()
     optimizer = torch.optim.Adam(attention.temperature.parameters(), lr=0.1)
     hole = mask.bool().expand_as(x)
     losses, temperatures = [], []

@@ -129,15 +129,17 @@ def test_thousand_masks_through_the_attention_module_give_finite_output(option):
     masks, kinds = stress_masks(1000, 32)
     rng = torch.Generator().manual_seed(2)
     features = torch.randn(1000, 32, 8, 8, generator=rng)
-    features[1::3] *= 1000.0  # large activations: softmax logits far outside the usual range
-    features[2::3] = 0.0  # identical keys everywhere
+    guides = torch.randn(1000, 48, 8, 8, generator=rng)  # the known image the generator hands over
+    for tensor in (features, guides):
+        tensor[1::3] *= 1000.0  # large activations: softmax logits far outside the usual range
+        tensor[2::3] = 0.0  # identical keys everywhere
 
-    def run(features, masks):
-        output, aux = attention(features, masks)
+    def run(features, masks, guides):
+        output, aux = attention(features, masks, guide=guides)
         assert output.shape == features.shape
         return [output, *aux.values()]
 
-    assert non_finite_samples(run, (features, masks), kinds, batch_size=250) == {}
+    assert non_finite_samples(run, (features, masks, guides), kinds, batch_size=250) == {}
 
 
 @pytest.mark.parametrize("option", ATTENTION_OPTIONS)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import pickle
 import struct
 import time
@@ -19,16 +20,14 @@ from torch.utils.data import DataLoader
 
 from mtmsa.data import io as image_io
 from mtmsa.data.datasets import (
-    SAMPLE_MANIFEST,
-    SAMPLE_PHOTOS,
     DatasetNotFoundError,
     ImageFolderDataset,
     UnreadableImageWarning,
     build_transform,
-    ensure_sample_dataset,
     list_image_files,
 )
 from mtmsa.data.io import ImageReadError, read_gray, read_image_size, read_rgb
+from mtmsa.data.sample import HOLDOUT_PHOTOS, SAMPLE_MANIFEST, SAMPLE_PHOTOS, ensure_sample_dataset
 
 
 def _gradient(height: int = 24, width: int = 32) -> np.ndarray:
@@ -417,17 +416,21 @@ def test_dataloader_workers_draw_different_reproducible_augmentations(tmp_path):
 
 
 def test_sample_photos_load_offline():
-    for name, load in SAMPLE_PHOTOS.items():
+    for name, load in {**SAMPLE_PHOTOS, **HOLDOUT_PHOTOS}.items():
         photo = load()
         assert photo.dtype == np.uint8 and photo.ndim == 3 and photo.shape[2] == 3, name
+    for name, load in HOLDOUT_PHOTOS.items():
+        assert min(load().shape[:2]) >= 256, f"{name} would be enlarged for the holdout split"
 
 
 def test_sample_dataset_is_made_once_split_by_photo(tmp_path):
     root = ensure_sample_dataset(tmp_path / "sample")
-    train, val = list_image_files(root / "train"), list_image_files(root / "val")
-    assert len(train) == 60 and len(val) == 12
-    assert {path.stem.rsplit("_", 1)[0] for path in val} == {"chelsea", "coffee"}
-    assert not {path.stem.rsplit("_", 1)[0] for path in train} & {"chelsea", "coffee"}
+    splits = {split: list_image_files(root / split) for split in ("train", "val", "holdout")}
+    assert {split: len(files) for split, files in splits.items()} == {"train": 96, "val": 12, "holdout": 12}
+    photos = {split: {path.stem.rsplit("_", 1)[0] for path in files} for split, files in splits.items()}
+    assert photos["val"] == {"chelsea", "coffee"} and photos["holdout"] == set(HOLDOUT_PHOTOS)
+    assert not photos["train"] & (photos["val"] | photos["holdout"])
+    train = splits["train"]
     assert read_rgb(train[0]).shape == (128, 128, 3)
     assert [p.name for p in tmp_path.iterdir()] == ["sample"]  # no staging folder left behind
 
@@ -459,6 +462,18 @@ def test_sample_dataset_interrupted_leaves_nothing(tmp_path, monkeypatch):
         32,
         3,
     )
+
+
+def test_a_sample_dataset_of_an_earlier_version_is_replaced(tmp_path):
+    old = tmp_path / "sample"
+    (old / "train").mkdir(parents=True)
+    (old / "train" / "astronaut_00.png").write_bytes(b"version 1")
+    (old / SAMPLE_MANIFEST).write_text(json.dumps({"tile": 128, "val_photos": ["chelsea", "coffee"]}))
+    root = ensure_sample_dataset(old)
+    assert json.loads((root / SAMPLE_MANIFEST).read_text())["version"] == 2
+    assert len(list_image_files(root / "holdout")) == 12
+    assert read_rgb(root / "train" / "astronaut_00.png").shape == (128, 128, 3)
+    assert [p.name for p in tmp_path.iterdir()] == ["sample"]  # nothing staged or retired is left
 
 
 def test_sample_dataset_refuses_other_settings_or_foreign_folders(tmp_path):

@@ -39,6 +39,10 @@ class InpaintingDataModule(pl.LightningDataModule):
         resize: int | None = None,
         random_crop: bool = True,
         hflip: bool = True,
+        scale: tuple[float, float] | None = None,
+        vflip: bool = False,
+        rotate90: bool = False,
+        color: bool = False,
         batch_size: int = 8,
         val_batch_size: int = 8,
         num_workers: int = 4,
@@ -58,7 +62,9 @@ class InpaintingDataModule(pl.LightningDataModule):
         self.prepare = prepare
         self.image_size = image_size
         self.resize = resize
-        self.random_crop, self.hflip = random_crop, hflip
+        self.augment = dict(
+            random_crop=random_crop, hflip=hflip, scale=scale, vflip=vflip, rotate90=rotate90, color=color
+        )
         self.batch_size, self.val_batch_size = batch_size, val_batch_size
         self.num_workers = num_workers
         self.eval_seed = eval_seed
@@ -76,9 +82,7 @@ class InpaintingDataModule(pl.LightningDataModule):
             self.prepare(self.root)
 
     def _dataset(self, folder: str, file_list: str | None, train: bool) -> ImageFolderDataset:
-        transform = build_transform(
-            self.image_size, train=train, resize=self.resize, random_crop=self.random_crop, hflip=self.hflip
-        )
+        transform = build_transform(self.image_size, train=train, resize=self.resize, **self.augment)
         return ImageFolderDataset(
             self.root / folder,
             file_list=None if file_list is None else self.root / file_list,

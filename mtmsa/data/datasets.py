@@ -1,4 +1,4 @@
-"""Image-folder datasets, their augmentations, and the bundled sample dataset.
+"""Image-folder datasets and their augmentations (the bundled sample dataset: :mod:`mtmsa.data.sample`).
 
 ``ImageFolderDataset`` serves ``{"image": (3, H, W) float32 in [-1, 1], "index": int}``.
 
@@ -21,12 +21,9 @@ Both work the same inside DataLoader worker processes (each worker keeps its own
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
-import tempfile
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -34,8 +31,6 @@ import albumentations as A
 import cv2
 import numpy as np
 import torch
-from PIL import Image
-from skimage import data as skimage_data
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
@@ -256,13 +251,21 @@ def build_transform(
     resize: int | None = None,
     random_crop: bool = True,
     hflip: bool = True,
+    scale: Sequence[float] | None = None,
+    vflip: bool = False,
+    rotate90: bool = False,
+    color: bool = False,
 ) -> A.Compose:
     """Augmentations on uint8 (H, W, 3) arrays giving (image_size, image_size, 3).
 
     The short side is resized to ``resize`` (default ``image_size``; area interpolation when shrinking,
-    bilinear when enlarging, so images smaller than the crop are enlarged), then training takes a random
-    crop (or a centre crop when ``random_crop`` is False) and a random horizontal flip (if ``hflip``);
-    evaluation always takes the centre crop and never flips.
+    bilinear when enlarging, so images smaller than the crop are enlarged). Evaluation then takes the
+    centre crop, nothing else. Training takes a random crop (a centre crop when ``random_crop`` is False),
+    or, with ``scale=(low, high)``, a random crop covering that fraction of the resized image's area (aspect
+    3:4 to 4:3) resized to ``image_size``; then flips left-right (``hflip``), up-down (``vflip``), quarter
+    turns (``rotate90``), and with ``color`` a colour change that keeps structure: channels shuffled,
+    inverted half the time, grey a fifth of the time, brightness and contrast within 25%. The last four
+    suit small or texture-like training sets (the sample data), not aligned faces.
     """
     resize = image_size if resize is None else resize
     if image_size < 1 or resize < image_size:
@@ -270,108 +273,30 @@ def build_transform(
             f"build_transform: need 1 <= image_size <= resize, got image_size={image_size}, resize={resize}"
         )
     steps = [A.SmallestMaxSize(max_size=resize, interpolation=cv2.INTER_LINEAR, area_for_downscale="image")]
-    crop = A.RandomCrop if train and random_crop else A.CenterCrop
-    steps.append(crop(height=image_size, width=image_size))
-    if train and hflip:
+    if not train:
+        return A.Compose([*steps, A.CenterCrop(height=image_size, width=image_size)])
+    if scale is not None:
+        low, high = (float(v) for v in scale)
+        if not 0.0 < low <= high <= 1.0:
+            raise ValueError(
+                f"build_transform: scale must be [low, high] with 0 < low <= high <= 1, got {scale}"
+            )
+        size = (image_size, image_size)
+        steps.append(A.RandomResizedCrop(size=size, scale=(low, high), area_for_downscale="image"))
+    else:
+        crop = A.RandomCrop if random_crop else A.CenterCrop
+        steps.append(crop(height=image_size, width=image_size))
+    if hflip:
         steps.append(A.HorizontalFlip(p=0.5))
+    if vflip:
+        steps.append(A.VerticalFlip(p=0.5))
+    if rotate90:
+        steps.append(A.RandomRotate90(p=1.0))
+    if color:
+        steps += [
+            A.ChannelShuffle(p=1.0),
+            A.InvertImg(p=0.5),
+            A.ToGray(p=0.2),
+            A.RandomBrightnessContrast(brightness_limit=0.25, contrast_limit=0.25, p=1.0),
+        ]
     return A.Compose(steps)
-
-
-SAMPLE_PHOTOS: dict[str, Callable[[], np.ndarray]] = {
-    "astronaut": skimage_data.astronaut,
-    "chelsea": skimage_data.chelsea,
-    "coffee": skimage_data.coffee,
-    "rocket": skimage_data.rocket,
-    "motorcycle": lambda: skimage_data.stereo_motorcycle()[0],
-    "hubble_deep_field": skimage_data.hubble_deep_field,
-    "immunohistochemistry": skimage_data.immunohistochemistry,
-    "retina": skimage_data.retina,
-}
-"""Colour photographs shipped inside the scikit-image wheel (no download), as RGB uint8 loaders."""
-
-SAMPLE_MANIFEST = "manifest.json"
-_SHORT_SIDE_TILES = {"train": 3, "val": 2}
-
-
-def ensure_sample_dataset(
-    root: str | os.PathLike, tile: int = 128, val_photos: Sequence[str] = ("chelsea", "coffee")
-) -> Path:
-    """The bundled sample dataset at ``root``, made on first use: ``root/{train,val}/<photo>_<k>.png``.
-
-    Each photo is resized so its short side is 3 tiles (training photos) or 2 tiles (validation
-    photos) and cut into non-overlapping ``tile`` x ``tile`` crops; with the defaults that is 60
-    training and 12 validation tiles. Training and validation are split by source photo. The folder
-    is built in a temporary sibling and renamed into place, so an interrupted run leaves no partial
-    dataset; ``root/manifest.json`` marks it complete, and a complete dataset is never rewritten.
-    """
-    root = Path(root)
-    val_photos = list(val_photos)
-    unknown = sorted(set(val_photos) - set(SAMPLE_PHOTOS))
-    train_photos = [name for name in SAMPLE_PHOTOS if name not in val_photos]
-    if unknown or not train_photos or not val_photos or tile < 1:
-        raise ValueError(
-            f"ensure_sample_dataset: val_photos must be a non-empty proper subset of {list(SAMPLE_PHOTOS)} "
-            f"and tile >= 1, got val_photos={val_photos}, tile={tile}"
-        )
-    settings = {"tile": tile, "val_photos": val_photos}
-    if _sample_settings(root) is None:
-        root.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{root.name}.partial-", dir=root.parent))
-        try:
-            _write_sample_dataset(staging, tile, {"train": train_photos, "val": val_photos}, settings)
-            os.rename(staging, root)
-        except OSError:
-            if _sample_settings(root) is None:  # not a concurrent process that finished first
-                raise
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-    made_with = _sample_settings(root)
-    if made_with is not None and {key: made_with.get(key) for key in settings} != settings:
-        raise ValueError(
-            f"{root} holds a sample dataset made with {made_with}, not {settings}; delete the folder or "
-            "choose another root"
-        )
-    return root
-
-
-def _sample_settings(root: Path) -> dict | None:
-    """The manifest of a complete sample dataset at ``root``, or None when there is none yet."""
-    manifest = root / SAMPLE_MANIFEST
-    if manifest.is_file():
-        return json.loads(manifest.read_text())
-    if root.exists() and any(root.iterdir()):
-        raise ValueError(
-            f"{root} is not empty but has no {SAMPLE_MANIFEST}, so it is not a sample dataset made by "
-            "ensure_sample_dataset; remove the folder or choose another root"
-        )
-    return None
-
-
-def _write_sample_dataset(
-    folder: Path, tile: int, photos_by_split: dict[str, list[str]], settings: dict
-) -> None:
-    files = {}
-    for split, photos in photos_by_split.items():
-        (folder / split).mkdir()
-        files[split] = []
-        for photo in photos:
-            for k, crop in enumerate(_tiles(SAMPLE_PHOTOS[photo](), tile, _SHORT_SIDE_TILES[split] * tile)):
-                name = f"{photo}_{k:02d}.png"
-                Image.fromarray(crop).save(folder / split / name)
-                files[split].append(name)
-    (folder / SAMPLE_MANIFEST).write_text(json.dumps({**settings, "files": files}, indent=1))
-
-
-def _tiles(photo: np.ndarray, tile: int, short_side: int) -> list[np.ndarray]:
-    """Non-overlapping tile x tile crops, row by row, of the photo resized to the given short side."""
-    height, width = photo.shape[:2]
-    scale = short_side / min(height, width)
-    size = (max(short_side, round(width * scale)), max(short_side, round(height * scale)))
-    resized = cv2.resize(photo, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
-    rows, columns = resized.shape[0] // tile, resized.shape[1] // tile
-    top, left = (resized.shape[0] - rows * tile) // 2, (resized.shape[1] - columns * tile) // 2
-    return [
-        resized[top + r * tile : top + (r + 1) * tile, left + c * tile : left + (c + 1) * tile]
-        for r in range(rows)
-        for c in range(columns)
-    ]

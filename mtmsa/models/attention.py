@@ -1,14 +1,24 @@
 """Masked self-attention for inpainting: MTMSA, DeepFill's contextual attention, and a no-op.
 
-All three modules share ``forward(x, mask, return_attention=False) -> (y, aux)`` with x (B,C,H,W), mask
-(B,1,H',W') of any size (1 = hole), y (B,C,H,W), and take ``channels`` as first constructor argument.
+All three modules share ``forward(x, mask, return_attention=False, guide=None) -> (y, aux)`` with x
+(B,C,H,W), mask (B,1,H',W') of any size (1 = hole), y (B,C,H,W), and an optional ``guide`` (B,G,H,W): what
+to match on, when that is not x. They take ``channels`` as first constructor argument and accept
+``guide_channels``.
 
 **TemperatureMaskedAttention (MTMSA).**
 
-- Projections. Queries are a 1x1 conv of the features; keys and values a ``patch_size`` x ``patch_size``
-  conv (one conv for both). A kxk conv is the same linear map of a kxk neighbourhood as unfold followed by
-  a 1x1 projection (what convolution-based patch matching does), without materialising the k*k*C unfolded
-  tensor. Channels are split into ``heads`` heads of ``channels // heads`` dimensions.
+- Matching. A position is described by one ``patch_size`` x ``patch_size`` conv (``match``) of the guide
+  (x when no guide is given), the same conv for queries and keys: a symmetric, learned metric on
+  neighbourhoods, which is what patch matching compares. Its random initialisation is a random projection
+  of the kxk neighbourhood, which keeps inner products roughly (Johnson-Lindenstrauss), so the untrained
+  module already matches similar neighbourhoods and learning refines a match that is informative from the
+  first step (separate random query and key projections would start with a random match). The generator
+  hands over the known image at the attention's resolution as the guide: a query's neighbourhood holds
+  the known pixels around a hole position and blanks where the hole is, so only its known part takes part
+  in the match, as in exemplar-based inpainting; keys whose neighbourhood touches the hole are not used.
+  Values are a 1x1 conv of x, and an output 1x1 conv follows; both start as the identity, so the untrained
+  module copies the features of the positions it matches. Channels are split into ``heads`` heads of
+  ``channels // heads`` dimensions (descriptors and values alike).
 - Similarity. Queries and keys are L2-normalised per head, so logits are cosines in [-1, 1] divided by a
   temperature t: t means the same in every layer and width. DeepFill's softmax scale 10 is t = 0.1.
 - Temperature modes. ``constant``: t = ``temperature_init``. ``learned_scalar``: one t per head.
@@ -157,9 +167,11 @@ class TemperatureMaskedAttention(nn.Module):
         temperature: one of ``TEMPERATURE_MODES``.
         temperature_range: (t_min, t_max) bounds of learned temperatures.
         temperature_init: the constant temperature, or the initial learned one.
-        patch_size: odd k; keys and values are kxk conv projections, the key hole is dilated by k.
+        patch_size: odd k; the footprint of the match: queries and keys describe kxk neighbourhoods, and
+            a key whose neighbourhood touches the hole is not used.
         merge: one of ``MERGES``.
         fused: use ``scaled_dot_product_attention`` (True) or the explicit reference (False).
+        guide_channels: channels of the ``guide`` that ``forward`` matches on (None: C, matching on x).
     """
 
     def __init__(
@@ -172,6 +184,7 @@ class TemperatureMaskedAttention(nn.Module):
         patch_size: int = 1,
         merge: str = "replace_hole",
         fused: bool = True,
+        guide_channels: int | None = None,
     ) -> None:
         super().__init__()
         _check_option("merge", merge, MERGES)
@@ -181,26 +194,34 @@ class TemperatureMaskedAttention(nn.Module):
             raise ValueError(f"attention patch_size={patch_size} must be an odd number >= 1")
         self.heads, self.patch_size, self.merge, self.fused = heads, patch_size, merge, fused
         self.temperature = Temperature(temperature, heads, channels, temperature_range, temperature_init)
-        self.query = nn.Conv2d(channels, channels, 1)
-        self.key_value = nn.Conv2d(channels, 2 * channels, patch_size, padding=patch_size // 2)
+        self.match = nn.Conv2d(guide_channels or channels, channels, patch_size, padding=patch_size // 2)
+        self.value = nn.Conv2d(channels, channels, 1)
         self.out_proj = nn.Conv2d(channels, channels, 1)
         self.gate = nn.Conv2d(2 * channels, channels, 1) if merge == "gated_residual" else None
+        with torch.no_grad():
+            for conv in (self.value, self.out_proj):
+                conv.weight.copy_(torch.eye(channels).view_as(conv.weight))
+                conv.bias.zero_()
 
     def forward(
-        self, x: torch.Tensor, mask: torch.Tensor, return_attention: bool = False
+        self,
+        x: torch.Tensor,
+        mask: torch.Tensor,
+        return_attention: bool = False,
+        guide: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """x (B,C,H,W), mask (B,1,H',W') -> y (B,C,H,W), aux with ``temperature`` (B,heads,H,W),
-        ``hole`` (B,1,H,W) key mask, and ``attention`` (B,heads,HW,HW) if ``return_attention``."""
+        """x (B,C,H,W), mask (B,1,H',W'), guide (B,G,H,W) or None (match on x) -> y (B,C,H,W), aux with
+        ``temperature`` (B,heads,H,W), ``hole`` (B,1,H,W) key mask, and ``attention`` (B,heads,HW,HW) if
+        ``return_attention``."""
         b, c, h, w = x.shape
         hole = feature_hole(mask, (h, w))
         key_hole = dilate(hole, self.patch_size)
         usable, has_context = usable_keys(key_hole)
         temperature = self.temperature(x, hole)
 
-        q = F.normalize(_heads_last(self.query(x), self.heads), dim=-1)
-        q = q / temperature.reshape(b, self.heads, h * w, 1).to(q.dtype)
-        k, v = (_heads_last(t, self.heads) for t in self.key_value(x).chunk(2, dim=1))
-        k = F.normalize(k, dim=-1)
+        descriptors = F.normalize(_heads_last(self.match(x if guide is None else guide), self.heads), dim=-1)
+        q = descriptors / temperature.reshape(b, self.heads, h * w, 1).to(descriptors.dtype)
+        k, v = descriptors, _heads_last(self.value(x), self.heads)
         aux = {"temperature": temperature, "hole": key_hole.to(x.dtype)}
         if self.fused and not return_attention:
             k, v, key_mask = usable_keys_first(usable, k, v)
@@ -220,7 +241,13 @@ class TemperatureMaskedAttention(nn.Module):
 
 
 def build_mtmsa(
-    channels: int, heads: int, temperature: Mapping, patch_size: int, merge: str, fused: bool = True
+    channels: int,
+    heads: int,
+    temperature: Mapping,
+    patch_size: int,
+    merge: str,
+    fused: bool = True,
+    guide_channels: int | None = None,
 ) -> TemperatureMaskedAttention:
     """Hydra factory: ``temperature`` is a mapping with keys ``mode``, ``range`` (2-list) and ``init``."""
     missing = {"mode", "range", "init"} - set(temperature)
@@ -235,6 +262,7 @@ def build_mtmsa(
         patch_size=patch_size,
         merge=merge,
         fused=fused,
+        guide_channels=guide_channels,
     )
 
 
@@ -253,7 +281,8 @@ class ContextualAttention(nn.Module):
     result pastes 2*rate x 2*rate full-resolution patches with stride ``rate`` (fold = transposed
     convolution; overlaps averaged by their true count, where DeepFill divides by 4 also at the border). Output: x outside the feature-scale hole, the paste inside; a
     sample without usable background patches returns x. ``return_attention`` is accepted and ignored
-    (aux is empty). ``channels`` is accepted for the shared constructor signature.
+    (aux is empty). ``channels``, ``guide_channels`` and ``guide`` are accepted for the shared signature:
+    like DeepFill, it matches the features themselves.
     """
 
     def __init__(
@@ -263,6 +292,7 @@ class ContextualAttention(nn.Module):
         rate: int = 2,
         fuse_size: int = 3,
         softmax_scale: float = 10.0,
+        guide_channels: int | None = None,
     ) -> None:
         super().__init__()
         if rate < 2 or rate % 2:
@@ -289,7 +319,11 @@ class ContextualAttention(nn.Module):
         return _swap_axes(scores, size[::-1])
 
     def forward(
-        self, x: torch.Tensor, mask: torch.Tensor, return_attention: bool = False
+        self,
+        x: torch.Tensor,
+        mask: torch.Tensor,
+        return_attention: bool = False,
+        guide: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """x (B,C,H,W) with H, W divisible by ``rate``, mask (B,1,H',W') -> y (B,C,H,W), {}."""
         b, c, h, w = x.shape
@@ -313,13 +347,17 @@ class ContextualAttention(nn.Module):
 
 
 class IdentityAttention(nn.Module):
-    """The ``none`` option: returns x unchanged and an empty aux dict."""
+    """The ``none`` option: returns x unchanged and an empty aux dict (``guide`` is ignored)."""
 
-    def __init__(self, channels: int) -> None:
+    def __init__(self, channels: int, guide_channels: int | None = None) -> None:
         super().__init__()
         self.channels = channels
 
     def forward(
-        self, x: torch.Tensor, mask: torch.Tensor, return_attention: bool = False
+        self,
+        x: torch.Tensor,
+        mask: torch.Tensor,
+        return_attention: bool = False,
+        guide: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         return x, {}

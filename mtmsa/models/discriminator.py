@@ -31,6 +31,17 @@ class PatchDiscriminator(nn.Module):
             blocks += [spectral_norm(nn.Conv2d(cin, cout, 5, stride=2, padding=2)), nn.LeakyReLU(0.2)]
         self.net = nn.Sequential(*blocks)
 
+    def features(
+        self, images: torch.Tensor, masks: torch.Tensor, sketches: torch.Tensor
+    ) -> list[torch.Tensor]:
+        """The activation after each layer, the last one being the patch logits (B, C, H', W')."""
+        x = torch.cat([images, masks, sketches], dim=1)
+        activations = []
+        for conv, activation in zip(self.net[::2], self.net[1::2], strict=True):
+            x = activation(conv(x))
+            activations.append(x)
+        return activations
+
     def forward(self, images: torch.Tensor, masks: torch.Tensor, sketches: torch.Tensor) -> torch.Tensor:
         """images (B,3,H,W), masks (B,1,H,W), sketches (B,S,H,W) -> patch logits (B, C * H' * W')."""
         return self.net(torch.cat([images, masks, sketches], dim=1)).flatten(1)

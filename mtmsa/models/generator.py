@@ -7,12 +7,16 @@ into the known pixels and refined by two parallel branches at 1/4 resolution: di
 Each stage predicts a residual: ``tanh(raw + atanh(base))``, where the coarse stage's base is an initial
 fill of the hole (``initial_fill="pull_push"``: a smooth interpolation from the hole's border, see
 :func:`mtmsa.baselines.pull_push_fill`; ``"none"``: 0) and the refinement's base is the coarse result pasted
-into the known pixels. The last convolution of each decoder starts at zero, so the untrained generator
-returns the initial fill, and training only has to learn what a smooth interpolation misses (texture,
-structure, distant context); this takes a CPU-sized training budget past the classical fills.
+into the known pixels. The last convolution of each decoder starts near zero, so the untrained generator
+returns nearly the initial fill, and training only has to learn what a smooth interpolation misses
+(texture, structure, distant context).
 
 The attention module is not imported here: the generator receives a factory called as
-``attention(channels=4 * width)`` whose module maps ``(x (B,C,H,W), mask (B,1,H',W')) -> (y, aux)``.
+``attention(channels=4 * width, guide_channels=48)`` whose module maps
+``(x (B,C,H,W), mask (B,1,H',W'), guide=(B,48,H,W)) -> (y, aux)``. The guide is the known image (holes
+blank) rearranged to the attention's resolution, each position holding its 4x4 pixels: what to match on,
+since the features of a hole position only describe the coarse fill, which knows nothing of where the
+hole's content might be found.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from mtmsa.baselines import pull_push_fill
@@ -28,16 +33,20 @@ from mtmsa.images import composite, masked_input
 from mtmsa.models.layers import GatedConv2d, GatedUpConv2d
 
 DILATIONS = (2, 4, 8, 16)
+FEATURE_STRIDE = 4  # the encoders' downsampling: the attention works at 1/4 of the image's resolution
+GUIDE_CHANNELS = 3 * FEATURE_STRIDE**2  # the known image's pixels of one feature position
 INITIAL_FILLS = ("pull_push", "none")
 ATANH_LIMIT = 1.0 - 1e-3
 
 
 class GeneratorOutput(NamedTuple):
-    """Raw predictions of both stages, (B,3,H,W) in [-1,1], not composited; ``aux`` from the attention."""
+    """Raw predictions of both stages, (B,3,H,W) in [-1,1], not composited; ``aux`` from the attention;
+    ``initial_fill`` the coarse stage's base (B,3,H,W), what the untrained generator returns."""
 
     coarse: torch.Tensor
     refined: torch.Tensor
     aux: dict[str, torch.Tensor]
+    initial_fill: torch.Tensor | None = None
 
 
 def _encoder(in_channels: int, width: int) -> nn.Sequential:
@@ -61,11 +70,16 @@ def residual_output(raw: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
     return torch.tanh(raw + torch.atanh(base.clamp(-ATANH_LIMIT, ATANH_LIMIT)))
 
 
+OUTPUT_INIT_STD = 1e-3
+
+
 def _decoder(in_channels: int, width: int) -> nn.Sequential:
-    """(B, in_channels, H / 4, W / 4) -> (B, 3, H, W) raw residuals; the last conv is ungated, linear and
-    starts at zero."""
+    """(B, in_channels, H / 4, W / 4) -> (B, 3, H, W) raw residuals; the last conv is ungated and linear,
+    with weights N(0, ``OUTPUT_INIT_STD``) and zero bias: the residual starts near 0 (the output near its
+    base), yet every layer before it gets a gradient from the first step (a zero weight would block them
+    all, and Adam's steps do not depend on the gradient's scale)."""
     last = nn.Conv2d(width // 2, 3, kernel_size=3, padding=1)
-    nn.init.zeros_(last.weight)
+    nn.init.normal_(last.weight, std=OUTPUT_INIT_STD)
     nn.init.zeros_(last.bias)
     return nn.Sequential(
         GatedConv2d(in_channels, 4 * width),
@@ -88,17 +102,23 @@ class RefinementNetwork(nn.Module):
         super().__init__()
         self.dilated_branch = nn.Sequential(_encoder(in_channels, width), _dilated_stack(4 * width))
         self.attention_encoder = _encoder(in_channels, width)
-        self.attention = None if attention is None else attention(channels=4 * width)
+        self.attention = (
+            None if attention is None else attention(channels=4 * width, guide_channels=GUIDE_CHANNELS)
+        )
         self.attention_head = nn.Sequential(
             GatedConv2d(4 * width, 4 * width), GatedConv2d(4 * width, 4 * width)
         )
         self.decoder = _decoder(8 * width, width)
 
-    def forward(self, x: torch.Tensor, masks: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def forward(
+        self, x: torch.Tensor, masks: torch.Tensor, known: torch.Tensor
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """``known``: the image with its holes blanked (B,3,H,W), matched on by the attention."""
         context = self.attention_encoder(x)
         aux: dict[str, torch.Tensor] = {}
         if self.attention is not None:
-            context, aux = self.attention(context, masks)
+            guide = F.pixel_unshuffle(known, FEATURE_STRIDE)
+            context, aux = self.attention(context, masks, guide=guide)
         merged = torch.cat([self.dilated_branch(x), self.attention_head(context)], dim=1)
         return self.decoder(merged), aux
 
@@ -118,7 +138,7 @@ class InpaintGenerator(nn.Module):
     Height and width of the inputs must be divisible by ``size_multiple``.
     """
 
-    size_multiple = 4
+    size_multiple = FEATURE_STRIDE
 
     def __init__(
         self,
@@ -151,8 +171,19 @@ class InpaintGenerator(nn.Module):
         base = pull_push_fill(known, masks) if self.initial_fill == "pull_push" else torch.zeros_like(known)
         coarse = residual_output(self.coarse(torch.cat([known, masks, sketches], dim=1)), base)
         blended = composite(coarse, known, masks)
-        refined, aux = self.refinement(torch.cat([blended, masks, sketches], dim=1), masks)
-        return GeneratorOutput(coarse=coarse, refined=residual_output(refined, blended), aux=aux)
+        refined, aux = self.refinement(torch.cat([blended, masks, sketches], dim=1), masks, known)
+        return GeneratorOutput(
+            coarse=coarse, refined=residual_output(refined, blended), aux=aux, initial_fill=base
+        )
+
+    def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
+        """The attention module's parameters and all others, for per-group learning rates."""
+        attention = self.refinement.attention
+        attention_ids = set() if attention is None else {id(p) for p in attention.parameters()}
+        return {
+            "convolutions": [p for p in self.parameters() if id(p) not in attention_ids],
+            "attention": [] if attention is None else list(attention.parameters()),
+        }
 
     def _check_inputs(self, images: torch.Tensor, masks: torch.Tensor, sketches: torch.Tensor) -> None:
         height, width = images.shape[-2:]
