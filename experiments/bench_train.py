@@ -5,7 +5,7 @@ masks and sketches made on the device), and the share of that iteration spent ma
     python experiments/bench_train.py                                  # paper-scale model, CPU, fp32
     python experiments/bench_train.py trainer=gpu                      # GPU, bf16-mixed
     python experiments/bench_train.py model=small dataset.image_size=64
-Any further arguments are Hydra overrides of conf/train.yaml.
+Any further arguments are Hydra overrides of mtmsa/conf/train.yaml.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from hydra.utils import instantiate
 from PIL import Image
 
 import mtmsa  # noqa: F401  (registers the config resolvers)
+from mtmsa.conf import CONFIG_DIR
 
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "conf"
 WARMUP_ITERATIONS = 1
 
 

@@ -30,6 +30,7 @@ import mtmsa  # noqa: F401  (registers the config resolvers)
 from mtmsa.baselines import BASELINES
 from mtmsa.checkpoints import load_generator
 from mtmsa.cli import exit_on_user_error
+from mtmsa.conf import CONFIG_PATH
 from mtmsa.data.datamodule import InpaintingDataModule
 from mtmsa.data.masks import DEFAULT_BUCKETS, MaskFolder, bucket_labels
 from mtmsa.errors import UserInputError
@@ -291,7 +292,7 @@ def print_table(results: dict[str, Any]) -> None:
     Console(width=max(120, Console().width)).print(table)
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
+@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="evaluate")
 def main(cfg: DictConfig) -> None:
     with exit_on_user_error():
         evaluate(cfg)

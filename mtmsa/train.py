@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 import mtmsa  # noqa: F401  (registers the config resolvers)
 from mtmsa.cli import exit_on_user_error
+from mtmsa.conf import CONFIG_PATH
 from mtmsa.fault_tolerance import resume_checkpoint
 from mtmsa.loggers import finish_wandb_runs
 from mtmsa.summary import print_run_summary
@@ -62,7 +63,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     return metrics
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="train")
 def main(cfg: DictConfig) -> float | None:
     with exit_on_user_error():
         metrics = train(cfg)

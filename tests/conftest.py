@@ -12,8 +12,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
 import mtmsa  # noqa: F401  (registers the config resolvers)
-
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "conf"
+from mtmsa.conf import CONFIG_DIR
 
 torch.set_num_threads(2)
 

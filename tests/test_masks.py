@@ -7,6 +7,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from PIL import Image
 
+from mtmsa.conf import CONFIG_DIR
 from mtmsa.data import masks as mask_module
 from mtmsa.data.masks import (
     DEFAULT_BUCKETS,
@@ -26,7 +27,7 @@ from mtmsa.data.masks import (
     rasterize_segments,
 )
 
-MASK_CONFIGS = sorted((Path(__file__).parents[1] / "conf" / "mask").glob("*.yaml"))
+MASK_CONFIGS = sorted((CONFIG_DIR / "mask").glob("*.yaml"))
 # Mean hole ratio of each config (batch of 32, seed 0), measured at 64 and 256 px: 0.34/0.34, 0.27/0.27, ...
 EXPECTED_MEAN_RATIO = {
     "box": (0.10, 0.25),
@@ -71,7 +72,7 @@ def test_mask_config_hole_ratio_mean_at_64_px(path):
 
 @pytest.mark.parametrize("name", ["deepfill", "lama_thick"])
 def test_hole_ratio_does_not_depend_on_resolution(name):
-    masks_of = load(Path(__file__).parents[1] / "conf" / "mask" / f"{name}.yaml")
+    masks_of = load(CONFIG_DIR / "mask" / f"{name}.yaml")
     small = hole_ratio(masks_of(32, 64, 64, generator=seeded(0))).mean().item()
     large = hole_ratio(masks_of(32, 256, 256, generator=seeded(0))).mean().item()
     low, high = EXPECTED_MEAN_RATIO[name]

@@ -17,12 +17,12 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from PIL import Image
 
+from mtmsa.conf import CONFIG_DIR
 from mtmsa.data.masks import hole_ratio
 from mtmsa.data.preview import sketch_steps, write_previews
 from mtmsa.data.sketch import EdgeSketches, dilate
 
 REPO = Path(__file__).resolve().parents[1]
-CONFIG_DIR = REPO / "conf"
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@
 Data: :mod:`patterns` (periodic textures, box holes larger than the period, distractors outside the hole):
 a training pool and a validation set made once from two fixed seeds; each run draws its batches from the
 pool in an order given by its seed (the seed also sets the initial weights). Model: the real :class:`mtmsa.models.generator.InpaintGenerator` at small width with
-each attention variant built from ``conf/model/attention/<name>.yaml`` (the factories the configs use) with
+each attention variant built from ``mtmsa/conf/model/attention/<name>.yaml`` (the factories the configs use) with
 ``heads`` and ``temperature.mode`` overridden. Training: the reconstruction loss only
 (``InpaintingLoss.generator_loss(..., fake_logits=None)``, L1 of both stages), no discriminator, so the
 ablation isolates the attention; Adam and the same iterations, batch and learning rate for every variant.
@@ -41,13 +41,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from patterns import PatternBatch, lattice_copy_fill, make_batch  # noqa: E402
 
 from mtmsa.baselines import mean_fill, pull_push_fill, telea_fill  # noqa: E402
+from mtmsa.conf import CONFIG_DIR  # noqa: E402
 from mtmsa.images import composite, to_unit_range  # noqa: E402
 from mtmsa.metrics import METRIC_NAMES, HeadStatistics, per_image_metrics  # noqa: E402
 from mtmsa.models.generator import InpaintGenerator  # noqa: E402
 from mtmsa.models.losses import InpaintingLoss  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
-ATTENTION_CONFIGS = HERE.parents[1] / "conf" / "model" / "attention"
+ATTENTION_CONFIGS = CONFIG_DIR / "model" / "attention"
 TRAINING_SEED, VALIDATION_SEED = 1_000_002, 1_000_003
 EXAMPLES = 6
 PSNR, L1 = METRIC_NAMES.index("psnr_hole"), METRIC_NAMES.index("l1_hole")
@@ -55,7 +56,7 @@ PSNR, L1 = METRIC_NAMES.index("psnr_hole"), METRIC_NAMES.index("l1_hole")
 
 @dataclass(frozen=True)
 class Variant:
-    """One attention choice: a config of conf/model/attention, for MTMSA its heads and temperature mode, and
+    """One attention choice: a config of mtmsa/conf/model/attention, for MTMSA its heads and temperature mode, and
     optionally another patch size than the config's."""
 
     config: str
@@ -98,7 +99,7 @@ class Settings:
 
 
 def attention_factory(variant: Variant):
-    """``conf/model/attention/<config>.yaml`` with heads, temperature mode and patch size overridden, instantiated."""
+    """``mtmsa/conf/model/attention/<config>.yaml`` with heads, temperature mode and patch size overridden, instantiated."""
     config = OmegaConf.load(ATTENTION_CONFIGS / f"{variant.config}.yaml")
     if variant.mode is not None:
         config.heads = variant.heads

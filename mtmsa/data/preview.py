@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 
 import mtmsa  # noqa: F401  (registers the config resolvers)
 from mtmsa.cli import exit_on_user_error
+from mtmsa.conf import CONFIG_PATH
 from mtmsa.data.datamodule import Batch, InpaintingDataModule
 from mtmsa.data.masks import DEFAULT_BUCKETS, hole_ratio
 from mtmsa.data.sketch import EdgeSketches
@@ -196,7 +197,7 @@ def write_previews(cfg: DictConfig) -> dict[str, Path]:
     return written
 
 
-@hydra.main(version_base="1.3", config_path="../../conf", config_name="preview")
+@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="preview")
 def main(cfg: DictConfig) -> None:
     with exit_on_user_error():
         for name, path in write_previews(cfg).items():
