@@ -42,7 +42,7 @@ from mtmsa.data.masks import (
     hole_ratio,
 )
 from mtmsa.data.sketch import EdgeSketches
-from mtmsa.images import to_model_range
+from mtmsa.utils.images import to_model_range
 
 MASK_NAMES = sorted(path.stem for path in (CONFIG_DIR / "mask").glob("*.yaml"))
 

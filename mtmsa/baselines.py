@@ -7,7 +7,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from mtmsa.images import to_model_range, to_unit_range
+from mtmsa.utils.images import to_model_range, to_unit_range
 
 
 def mean_fill(images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:

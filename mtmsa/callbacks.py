@@ -8,10 +8,10 @@ import pytorch_lightning as pl
 import torch
 
 from mtmsa.attention_viz import attention_panel, pick_hole_query, temperature_panel
-from mtmsa.images import composite, to_unit_range
 from mtmsa.loggers import log_image
 from mtmsa.models.attention import TemperatureMaskedAttention
 from mtmsa.previews import image_grid, save_png
+from mtmsa.utils.images import composite, to_unit_range
 
 
 def masked_preview(images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:

@@ -24,7 +24,7 @@ import torch
 from hydra.utils import instantiate
 from torch import nn
 
-from mtmsa.errors import UserInputError
+from mtmsa.utils.errors import UserInputError
 
 ALLOWED_TARGET_PREFIX = "mtmsa.models."
 """Config ``_target_`` values that loading a checkpoint may call must start with this."""

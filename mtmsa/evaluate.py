@@ -29,16 +29,16 @@ from tqdm.auto import tqdm
 import mtmsa  # noqa: F401  (registers the config resolvers)
 from mtmsa.baselines import BASELINES
 from mtmsa.checkpoints import load_generator
-from mtmsa.cli import exit_on_user_error
 from mtmsa.conf import CONFIG_PATH
 from mtmsa.data.datamodule import InpaintingDataModule
 from mtmsa.data.masks import DEFAULT_BUCKETS, MaskFolder, bucket_labels
-from mtmsa.errors import UserInputError
 from mtmsa.fid import BucketedFID
-from mtmsa.images import composite, to_unit_range
 from mtmsa.lpips import BucketedLPIPS, lpips_unavailable_reason
 from mtmsa.metrics import METRIC_NAMES, InpaintingMetrics
 from mtmsa.previews import image_grid, save_png
+from mtmsa.utils.cli import exit_on_user_error
+from mtmsa.utils.errors import UserInputError
+from mtmsa.utils.images import composite, to_unit_range
 
 log = logging.getLogger(__name__)
 

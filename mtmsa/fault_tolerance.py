@@ -26,13 +26,13 @@ from pytorch_lightning.callbacks import Checkpoint
 from pytorch_lightning.trainer.states import TrainerFn
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from mtmsa.files import partial_path, replaced_atomically
+from mtmsa.utils.files import partial_path, replaced_atomically
 
 LAST_CHECKPOINT = "last.ckpt"
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """``torch.save`` through :func:`mtmsa.files.replaced_atomically`; first removes the partial files an
+    """``torch.save`` through :func:`mtmsa.utils.files.replaced_atomically`; first removes the partial files an
     earlier, killed save of the same checkpoint left (only the global-zero process writes checkpoints)."""
 
     def save_checkpoint(

@@ -37,12 +37,12 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from mtmsa.checkpoints import load_generator
-from mtmsa.cli import exit_on_user_error
 from mtmsa.data.io import IMAGE_EXTENSIONS, max_pixels_limit, read_gray, read_image_size, read_rgb
-from mtmsa.errors import UserInputError
-from mtmsa.files import replaced_atomically
-from mtmsa.images import composite, to_model_range, to_unit_range
 from mtmsa.previews import to_uint8
+from mtmsa.utils.cli import exit_on_user_error
+from mtmsa.utils.errors import UserInputError
+from mtmsa.utils.files import replaced_atomically
+from mtmsa.utils.images import composite, to_model_range, to_unit_range
 
 MASK_CONVENTIONS = ("hole-white", "hole-black")
 SKETCH_CONVENTIONS = ("auto", "black-on-white", "white-on-black")

@@ -11,13 +11,13 @@ import torch
 from torch import nn
 
 from mtmsa.baselines import mean_fill
-from mtmsa.errors import UserInputError
-from mtmsa.images import composite, to_unit_range
 from mtmsa.loggers import log_table
 from mtmsa.metrics import HeadStatistics, InpaintingMetrics, bucket_table
 from mtmsa.models.attention import TemperatureMaskedAttention
 from mtmsa.models.generator import GeneratorOutput
 from mtmsa.models.losses import InpaintingLoss, hinge_discriminator_loss
+from mtmsa.utils.errors import UserInputError
+from mtmsa.utils.images import composite, to_unit_range
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
 

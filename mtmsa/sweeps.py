@@ -33,8 +33,8 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities import rank_zero_only
 
-from mtmsa.errors import UserInputError
-from mtmsa.files import replaced_atomically
+from mtmsa.utils.errors import UserInputError
+from mtmsa.utils.files import replaced_atomically
 
 log = logging.getLogger(__name__)
 

@@ -16,11 +16,11 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 import mtmsa  # noqa: F401  (registers the config resolvers)
-from mtmsa.cli import exit_on_user_error
 from mtmsa.conf import CONFIG_PATH
 from mtmsa.fault_tolerance import resume_checkpoint
 from mtmsa.loggers import finish_wandb_runs
 from mtmsa.summary import print_run_summary
+from mtmsa.utils.cli import exit_on_user_error
 
 log = logging.getLogger(__name__)
 

@@ -24,11 +24,11 @@ import torch
 from PIL import Image
 
 from mtmsa.checkpoints import load_checkpoint
-from mtmsa.cli import exit_on_user_error
 from mtmsa.data.io import read_rgb
 from mtmsa.evaluate import evaluate
 from mtmsa.inpaint import main as inpaint_main
 from mtmsa.inpaint import read_mask
+from mtmsa.utils.cli import exit_on_user_error
 from tests.fixtures_checkpoint import checkpoint  # noqa: F401  (the session fixture)
 from tests.test_bad_data import bad_files, good_files, png_claiming_size
 from tests.test_evaluate import evaluate_config

@@ -8,7 +8,7 @@ from skimage.data import astronaut
 
 from mtmsa.conf import CONFIG_DIR
 from mtmsa.data.sketch import EdgeSketches, NoSketches, label_components, max3x3
-from mtmsa.images import to_model_range
+from mtmsa.utils.images import to_model_range
 
 SKETCH_CONFIGS = sorted((CONFIG_DIR / "sketch").glob("*.yaml"))
 

@@ -14,8 +14,8 @@ from hydra.core.utils import JobReturn, JobStatus
 from hydra.types import RunMode
 from omegaconf import OmegaConf
 
-from mtmsa.errors import UserInputError
 from mtmsa.sweeps import JobRecord, SweepSummary, rank, read_records, write_summary
+from mtmsa.utils.errors import UserInputError
 from tests.conftest import CONFIG_DIR, compose_config
 from tests.test_train import TINY, run_cli
 

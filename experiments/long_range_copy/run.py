@@ -42,10 +42,10 @@ from patterns import PatternBatch, lattice_copy_fill, make_batch  # noqa: E402
 
 from mtmsa.baselines import mean_fill, pull_push_fill, telea_fill  # noqa: E402
 from mtmsa.conf import CONFIG_DIR  # noqa: E402
-from mtmsa.images import composite, to_unit_range  # noqa: E402
 from mtmsa.metrics import METRIC_NAMES, HeadStatistics, per_image_metrics  # noqa: E402
 from mtmsa.models.generator import InpaintGenerator  # noqa: E402
 from mtmsa.models.losses import InpaintingLoss  # noqa: E402
+from mtmsa.utils.images import composite, to_unit_range  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 ATTENTION_CONFIGS = CONFIG_DIR / "model" / "attention"

@@ -30,13 +30,13 @@ from omegaconf import DictConfig
 from tqdm.auto import tqdm
 
 import mtmsa  # noqa: F401  (registers the config resolvers)
-from mtmsa.cli import exit_on_user_error
 from mtmsa.conf import CONFIG_PATH
 from mtmsa.data.datamodule import Batch, InpaintingDataModule
 from mtmsa.data.masks import DEFAULT_BUCKETS, hole_ratio
 from mtmsa.data.sketch import EdgeSketches
-from mtmsa.images import masked_input, to_unit_range
 from mtmsa.previews import image_grid, save_png
+from mtmsa.utils.cli import exit_on_user_error
+from mtmsa.utils.images import masked_input, to_unit_range
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)

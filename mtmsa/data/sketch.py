@@ -14,7 +14,7 @@ import kornia
 import torch
 import torch.nn.functional as F
 
-from mtmsa.images import to_unit_range
+from mtmsa.utils.images import to_unit_range
 
 
 def _range(values: Sequence[float], name: str) -> tuple[float, float]:

@@ -24,8 +24,8 @@ import torch
 from torch import nn
 
 from mtmsa.baselines import pull_push_fill
-from mtmsa.images import composite, masked_input
 from mtmsa.models.layers import GatedConv2d, GatedUpConv2d
+from mtmsa.utils.images import composite, masked_input
 
 DILATIONS = (2, 4, 8, 16)
 INITIAL_FILLS = ("pull_push", "none")

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 from hydra.errors import InstantiationException
 
-from mtmsa.errors import UserInputError
+from mtmsa.utils.errors import UserInputError
 
 log = logging.getLogger("mtmsa")
 

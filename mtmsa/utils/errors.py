@@ -3,4 +3,4 @@
 
 class UserInputError(ValueError):
     """Bad input from a user; the message names the thing and the fix. The command-line entry points turn
-    it into one line on stderr and exit code 2 (:func:`mtmsa.cli.exit_on_user_error`)."""
+    it into one line on stderr and exit code 2 (:func:`mtmsa.utils.cli.exit_on_user_error`)."""
