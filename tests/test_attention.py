@@ -14,6 +14,7 @@ from mtmsa.models.attention import (
     build_mtmsa,
     feature_hole,
 )
+from mtmsa.models.outputs import AttentionOutput
 
 MODES = ("constant", "learned_scalar", "learned_map")
 
@@ -276,3 +277,22 @@ def test_hole_query_is_inside_the_hole():
     ring[0, 0, 1:4, 1:4] = 0.0
     index = pick_hole_query(ring)
     assert ring.flatten()[index] == 1.0
+
+
+def test_every_attention_returns_a_typed_record_that_also_reads_as_the_old_mapping():
+    x, mask = random_inputs(11)
+    attention = make_attention(temperature="learned_map")
+    _, fused = attention(x, mask)
+    _, reference = attention(x, mask, return_attention=True)
+    assert isinstance(fused, AttentionOutput) and isinstance(reference, AttentionOutput)
+    assert fused.heads == 4 and fused.temperature_range == (0.05, 1.0)
+    assert fused.temperature.shape == (2, 4, 12, 12) and fused.attention is None
+    assert sorted(fused) == ["hole", "temperature"] and "attention" not in fused
+    assert sorted(reference) == ["attention", "hole", "temperature"]
+    assert reference.attention.shape == (2, 4, 144, 144) and reference["attention"] is reference.attention
+    with pytest.raises(KeyError):
+        fused["attention"]
+    for module in (ContextualAttention(16), IdentityAttention(16)):
+        record = module(x, mask)[1]
+        assert isinstance(record, AttentionOutput) and record.heads == 0 and len(record) == 0
+        assert record.temperature is None and record.temperature_range is None

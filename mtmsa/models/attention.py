@@ -1,7 +1,8 @@
 """Masked self-attention for inpainting: MTMSA, DeepFill's contextual attention, and a no-op.
 
 All three modules share ``forward(x, mask, return_attention=False) -> (y, aux)`` with x (B,C,H,W), mask
-(B,1,H',W') of any size (1 = hole), y (B,C,H,W), and take ``channels`` as first constructor argument.
+(B,1,H',W') of any size (1 = hole), y (B,C,H,W) and aux an :class:`~mtmsa.models.outputs.AttentionOutput`,
+and take ``channels`` as first constructor argument.
 
 **TemperatureMaskedAttention (MTMSA).**
 
@@ -33,10 +34,11 @@ All three modules share ``forward(x, mask, return_attention=False) -> (y, aux)``
 - Paths. ``fused=True`` calls ``scaled_dot_product_attention`` with the temperature folded into the
   queries (q / t, scale=1.0); the (HW)x(HW) matrix is never built. Usable keys are gathered first
   (padded to the batch's largest count, padding masked by a boolean (B,1,1,M) mask), so the cost scales
-  with the known area: 25% faster at a 25% hole (measured), at the price of one host sync for M. q, k, v are made contiguous in (B, heads, HW, d) layout: on CPU a non-contiguous last dimension
-  silently falls back to the math kernel (measured: 2.3 GB instead of 11 MB at 64x64, batch 4), while a
-  boolean mask keeps the flash kernel (same memory and speed as an additive float mask or no mask).
-  The reference path (explicit matmul + softmax) is used when ``fused=False`` or ``return_attention=True``.
+  with the known area, at the price of one host sync for M. q, k, v are made contiguous in
+  (B, heads, HW, d) layout, which keeps CPU SDPA on its flash kernel (a non-contiguous last dimension
+  falls back to the math kernel; a boolean mask does not). The reference path (explicit matmul +
+  softmax) is used when ``fused=False`` or ``return_attention=True``. The measurements behind these
+  choices are in experiments/attention_results.md ("Findings").
 
 **ContextualAttention** is DeepFill v1's layer with exact masking; **IdentityAttention** is the ``none``
 option.
@@ -50,6 +52,8 @@ from collections.abc import Mapping
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from mtmsa.models.outputs import AttentionOutput
 
 TEMPERATURE_MODES = ("constant", "learned_scalar", "learned_map")
 MERGES = ("replace_hole", "gated_residual")
@@ -188,7 +192,7 @@ class TemperatureMaskedAttention(nn.Module):
 
     def forward(
         self, x: torch.Tensor, mask: torch.Tensor, return_attention: bool = False
-    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    ) -> tuple[torch.Tensor, AttentionOutput]:
         """x (B,C,H,W), mask (B,1,H',W') -> y (B,C,H,W), aux with ``temperature`` (B,heads,H,W),
         ``hole`` (B,1,H,W) key mask, and ``attention`` (B,heads,HW,HW) if ``return_attention``."""
         b, c, h, w = x.shape
@@ -201,7 +205,7 @@ class TemperatureMaskedAttention(nn.Module):
         q = q / temperature.reshape(b, self.heads, h * w, 1).to(q.dtype)
         k, v = (_heads_last(t, self.heads) for t in self.key_value(x).chunk(2, dim=1))
         k = F.normalize(k, dim=-1)
-        aux = {"temperature": temperature, "hole": key_hole.to(x.dtype)}
+        probabilities = None
         if self.fused and not return_attention:
             k, v, key_mask = usable_keys_first(usable, k, v)
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask, scale=1.0)
@@ -209,13 +213,17 @@ class TemperatureMaskedAttention(nn.Module):
             logits = (q @ k.transpose(2, 3)).masked_fill(~usable.view(b, 1, 1, h * w), float("-inf"))
             probabilities = logits.softmax(dim=-1)
             out = probabilities @ v
-            if return_attention:
-                aux["attention"] = probabilities
         attended = self.out_proj(out.transpose(2, 3).reshape(b, c, h, w))
         if self.gate is None:
             merged = torch.where(hole, attended, x)
         else:
             merged = x + torch.sigmoid(self.gate(torch.cat([x, attended], dim=1))) * attended
+        aux = AttentionOutput(
+            temperature=temperature,
+            hole=key_hole.to(x.dtype),
+            attention=probabilities if return_attention else None,
+            temperature_range=(self.temperature.t_min, self.temperature.t_max),
+        )
         return torch.where(has_context, merged, x), aux
 
 
@@ -253,7 +261,7 @@ class ContextualAttention(nn.Module):
     result pastes 2*rate x 2*rate full-resolution patches with stride ``rate`` (fold = transposed
     convolution; overlaps averaged by their true count, where DeepFill divides by 4 also at the border). Output: x outside the feature-scale hole, the paste inside; a
     sample without usable background patches returns x. ``return_attention`` is accepted and ignored
-    (aux is empty). ``channels`` is accepted for the shared constructor signature.
+    (the record is empty). ``channels`` is accepted for the shared constructor signature.
     """
 
     def __init__(
@@ -290,8 +298,8 @@ class ContextualAttention(nn.Module):
 
     def forward(
         self, x: torch.Tensor, mask: torch.Tensor, return_attention: bool = False
-    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """x (B,C,H,W) with H, W divisible by ``rate``, mask (B,1,H',W') -> y (B,C,H,W), {}."""
+    ) -> tuple[torch.Tensor, AttentionOutput]:
+        """x (B,C,H,W) with H, W divisible by ``rate``, mask (B,1,H',W') -> y (B,C,H,W), an empty record."""
         b, c, h, w = x.shape
         r = self.rate
         if h % r or w % r:
@@ -309,11 +317,11 @@ class ContextualAttention(nn.Module):
         paste = dict(output_size=(h, w), kernel_size=2 * r, padding=r // 2, stride=r)
         coverage = F.fold(x.new_ones(1, (2 * r) ** 2, raw.shape[-1]), **paste)
         pasted = F.fold(raw @ attention, **paste) / coverage
-        return torch.where(has_context, torch.where(hole, pasted, x), x), {}
+        return torch.where(has_context, torch.where(hole, pasted, x), x), AttentionOutput()
 
 
 class IdentityAttention(nn.Module):
-    """The ``none`` option: returns x unchanged and an empty aux dict."""
+    """The ``none`` option: returns x unchanged and an empty record."""
 
     def __init__(self, channels: int) -> None:
         super().__init__()
@@ -321,5 +329,5 @@ class IdentityAttention(nn.Module):
 
     def forward(
         self, x: torch.Tensor, mask: torch.Tensor, return_attention: bool = False
-    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        return x, {}
+    ) -> tuple[torch.Tensor, AttentionOutput]:
+        return x, AttentionOutput()

@@ -6,13 +6,13 @@ into the known pixels and refined by two parallel branches at 1/4 resolution: di
 
 Each stage predicts a residual: ``tanh(raw + atanh(base))``, where the coarse stage's base is an initial
 fill of the hole (``initial_fill="pull_push"``: a smooth interpolation from the hole's border, see
-:func:`mtmsa.baselines.pull_push_fill`; ``"none"``: 0) and the refinement's base is the coarse result pasted
+:func:`mtmsa.models.initial_fill.pull_push_fill`; ``"none"``: 0) and the refinement's base is the coarse result pasted
 into the known pixels. The last convolution of each decoder starts at zero, so the untrained generator
 returns the initial fill, and training only has to learn what a smooth interpolation misses (texture,
 structure, distant context); this takes a CPU-sized training budget past the classical fills.
 
 The attention module is not imported here: the generator receives a factory called as
-``attention(channels=4 * width)`` whose module maps ``(x (B,C,H,W), mask (B,1,H',W')) -> (y, aux)``.
+``attention(channels=4 * width)`` whose module maps ``(x (B,C,H,W), mask (B,1,H',W')) -> (y, AttentionOutput)``.
 """
 
 from __future__ import annotations
@@ -23,8 +23,9 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from mtmsa.baselines import pull_push_fill
+from mtmsa.models.initial_fill import pull_push_fill
 from mtmsa.models.layers import GatedConv2d, GatedUpConv2d
+from mtmsa.models.outputs import AttentionOutput
 from mtmsa.utils.images import composite, masked_input
 
 DILATIONS = (2, 4, 8, 16)
@@ -37,7 +38,7 @@ class GeneratorOutput(NamedTuple):
 
     coarse: torch.Tensor
     refined: torch.Tensor
-    aux: dict[str, torch.Tensor]
+    aux: AttentionOutput
 
 
 def _encoder(in_channels: int, width: int) -> nn.Sequential:
@@ -81,7 +82,7 @@ def _decoder(in_channels: int, width: int) -> nn.Sequential:
 class RefinementNetwork(nn.Module):
     """Second stage: a dilated branch and an attention branch at 1/4 resolution, merged and decoded.
 
-    Shape: x (B, in_channels, H, W), masks (B,1,H,W) -> ((B,3,H,W) raw residual, aux dict of the attention).
+    Shape: x (B, in_channels, H, W), masks (B,1,H,W) -> ((B,3,H,W) raw residual, the attention's record).
     """
 
     def __init__(self, in_channels: int, width: int, attention: Callable[..., nn.Module] | None) -> None:
@@ -94,9 +95,9 @@ class RefinementNetwork(nn.Module):
         )
         self.decoder = _decoder(8 * width, width)
 
-    def forward(self, x: torch.Tensor, masks: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def forward(self, x: torch.Tensor, masks: torch.Tensor) -> tuple[torch.Tensor, AttentionOutput]:
         context = self.attention_encoder(x)
-        aux: dict[str, torch.Tensor] = {}
+        aux = AttentionOutput()
         if self.attention is not None:
             context, aux = self.attention(context, masks)
         merged = torch.cat([self.dilated_branch(x), self.attention_head(context)], dim=1)
