@@ -39,10 +39,9 @@ from mtmsa.data.masks import (
     IrregularStrokes,
     MaskGenerator,
     MixedMasks,
-    hole_ratio,
 )
 from mtmsa.data.sketch import EdgeSketches
-from mtmsa.utils.images import to_model_range
+from mtmsa.utils.images import hole_ratio, to_model_range
 
 MASK_NAMES = sorted(path.stem for path in (CONFIG_DIR / "mask").glob("*.yaml"))
 

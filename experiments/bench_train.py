@@ -25,6 +25,7 @@ from PIL import Image
 
 import mtmsa  # noqa: F401  (registers the config resolvers)
 from mtmsa.conf import CONFIG_DIR
+from mtmsa.data.datamodule import build_datamodule
 
 WARMUP_ITERATIONS = 1
 
@@ -99,7 +100,7 @@ def main(overrides: list[str], iterations: int = 4) -> None:
             ],
         )
         write_random_images(Path(tmp), cfg.dataset.batch_size * 2, cfg.dataset.image_size)
-        datamodule = instantiate(cfg.dataset, masks=instantiate(cfg.mask), sketches=instantiate(cfg.sketch))
+        datamodule = build_datamodule(cfg)
         model = instantiate(cfg.model)
         timer = IterationTimer()
         trainer = instantiate(cfg.trainer, callbacks=[timer], logger=False)

@@ -18,9 +18,10 @@ from hydra.core.hydra_config import HydraConfig
 from PIL import Image
 
 from mtmsa.conf import CONFIG_DIR
-from mtmsa.data.masks import hole_ratio
-from mtmsa.data.preview import sketch_steps, write_previews
+from mtmsa.data.preview import sketch_steps, write_pictures
 from mtmsa.data.sketch import EdgeSketches, dilate
+from mtmsa.utils.images import hole_ratio
+from mtmsa.visualization.grids import PADDING, TITLE_HEIGHT
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -48,14 +49,18 @@ def test_preview_writes_grid_histograms_and_sketch_steps(sample_data_dir, tmp_pa
     with initialize_config_dir(version_base="1.3", config_dir=str(CONFIG_DIR)):
         cfg = compose("preview", overrides=overrides, return_hydra_config=True)
         HydraConfig.instance().set_config(cfg)
-        written = write_previews(cfg)
+        written = write_pictures(cfg)
 
     assert written["samples"] == tmp_path / "preview_sample.png"
     grid = np.asarray(Image.open(written["samples"]))
-    assert grid.shape == (3 * 66 - 2, 4 * 66 - 2, 3)  # 3 rows, 4 columns of 64 px tiles, 2 px padding
-    assert (grid[:, 64:66] == 255).all() and (grid[64:66] == 255).all()
-    mask_tiles = grid[:, 66:130, 0]
-    assert set(np.unique(mask_tiles)) <= {0, 255} and mask_tiles.max() == 255  # binary masks, holes drawn
+    # a title strip, then 3 rows and 4 columns (image | mask | sketch | input) of 64 px tiles, 2 px apart
+    assert grid.shape == (TITLE_HEIGHT + PADDING + 3 * 66 - 2, 4 * 66 - 2, 3)
+    tiles = grid[TITLE_HEIGHT + PADDING :]
+    assert (tiles[:, 64:66] == 255).all() and (tiles[64:66] == 255).all()
+    mask_tiles = tiles[:, 66:130, 0]
+    assert set(np.unique(mask_tiles)) <= {0, 255} and mask_tiles.max() == 255  # binary masks, holes white
+    inputs = tiles[:, 3 * 66 :]
+    assert np.array_equal(inputs[mask_tiles == 255], np.full(((mask_tiles == 255).sum(), 3), 255))
     histogram = Image.open(written["histograms"])
     assert written["histograms"].name == "hole_ratio_histograms.png"
     assert histogram.width == 3 * 4 * 80 and histogram.height == 2 * 3 * 80  # all 6 mask configs: 2x3 panels

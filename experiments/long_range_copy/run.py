@@ -40,10 +40,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from patterns import PatternBatch, lattice_copy_fill, make_batch  # noqa: E402
 
-from mtmsa.baselines import mean_fill, pull_push_fill, telea_fill  # noqa: E402
 from mtmsa.conf import CONFIG_DIR  # noqa: E402
-from mtmsa.metrics import METRIC_NAMES, HeadStatistics, per_image_metrics  # noqa: E402
+from mtmsa.evaluation.baselines import mean_fill, telea_fill  # noqa: E402
+from mtmsa.evaluation.metrics import METRIC_NAMES, HeadStatistics, per_image_metrics  # noqa: E402
 from mtmsa.models.generator import InpaintGenerator  # noqa: E402
+from mtmsa.models.initial_fill import pull_push_fill  # noqa: E402
 from mtmsa.models.losses import InpaintingLoss  # noqa: E402
 from mtmsa.utils.images import composite, to_unit_range  # noqa: E402
 
@@ -130,7 +131,7 @@ def evaluate(model: InpaintGenerator, validation: PatternBatch, heads: int | Non
     model.eval()
     chunks = [PatternBatch(*parts) for parts in zip(*(t.split(64) for t in validation), strict=True)]
     metrics = []
-    temperatures = HeadStatistics(heads) if heads else None
+    temperatures = HeadStatistics() if heads else None
     hole_sum = hole_count = 0.0
     for i, chunk in enumerate(chunks):
         output = model(*sketch_free(chunk))

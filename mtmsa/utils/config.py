@@ -1,12 +1,17 @@
-"""OmegaConf resolvers used by the configs (registered on import of :mod:`mtmsa`)."""
+"""The configs from Python: OmegaConf resolvers they use (registered on import of :mod:`mtmsa`), and composing
+one as a command line would (for scripts, notebooks and tests)."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-from omegaconf import OmegaConf
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 
 def device_count(devices: int | str | Sequence[int]) -> int:
@@ -39,3 +44,29 @@ def register_resolvers() -> None:
     for name, resolver in RESOLVERS.items():
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, resolver)
+
+
+def compose_config(
+    config_name: str,
+    overrides: Sequence[str] = (),
+    output_dir: str | os.PathLike | None = None,
+    data_dir: str | os.PathLike | None = None,
+) -> DictConfig:
+    """The config ``python -m mtmsa.<tool> <overrides>`` runs with (``config_name``: ``train``, ``evaluate``
+    or ``preview``), without starting the tool: the run folder is ``output_dir`` (logs below it) and the data
+    folder ``data_dir`` when given. Like a real run, the result holds no ``hydra`` node, and Hydra's run
+    information (``${hydra:...}`` values) is set for it."""
+    from mtmsa.conf import CONFIG_DIR
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONFIG_DIR)):
+        cfg = compose(config_name, overrides=list(overrides), return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)
+    with open_dict(cfg):
+        del cfg.hydra
+        if output_dir is not None:
+            cfg.paths.output_dir = str(output_dir)
+            cfg.paths.log_dir = str(Path(output_dir) / "logs")
+        if data_dir is not None:
+            cfg.paths.data_dir = str(data_dir)
+    return cfg

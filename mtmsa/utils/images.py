@@ -27,3 +27,18 @@ def masked_input(images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
 def composite(prediction: torch.Tensor, images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
     """Prediction inside the hole, the original image elsewhere: known pixels are returned unchanged."""
     return torch.where(masks.bool(), prediction, images)
+
+
+def to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """[0, 1] float -> uint8 of the same shape, rounded (what an 8-bit file holds), on the same device."""
+    return (images.detach().float().clamp(0.0, 1.0) * 255.0 + 0.5).to(torch.uint8)
+
+
+def hole_pixels(masks: torch.Tensor) -> torch.Tensor:
+    """(B,) number of hole pixels of (B,1,H,W) masks, float64 (exact)."""
+    return masks.flatten(1).sum(1, dtype=torch.float64)
+
+
+def hole_ratio(masks: torch.Tensor) -> torch.Tensor:
+    """(B,) fraction of hole pixels of (B,1,H,W) masks, float64: exact for every mask size."""
+    return hole_pixels(masks) / masks[0].numel()

@@ -1,4 +1,7 @@
-"""Classical fills to compare a model against on the same images and masks."""
+"""Classical fills to compare a model against on the same images and masks (``mtmsa.evaluate baseline=...``).
+
+``pull_push`` is the generator's own initial fill (:mod:`mtmsa.models.initial_fill`), scored alone.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,7 @@ import numpy as np
 import torch
 
 from mtmsa.models.initial_fill import pull_push_fill
-from mtmsa.utils.images import to_model_range, to_unit_range
+from mtmsa.utils.images import to_model_range, to_uint8, to_unit_range
 
 
 def mean_fill(images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
@@ -23,7 +26,7 @@ def mean_fill(images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
 
 def _opencv_fill(images: torch.Tensor, masks: torch.Tensor, method: int, radius: float) -> torch.Tensor:
     """``cv2.inpaint`` of each image on its 8-bit version; images (B,3,H,W) in [-1, 1], masks 1 = hole."""
-    pixels = (to_unit_range(images) * 255.0 + 0.5).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+    pixels = to_uint8(to_unit_range(images)).permute(0, 2, 3, 1).cpu().numpy()
     holes = masks[:, 0].to(torch.uint8).cpu().numpy()
     filled = np.stack([cv2.inpaint(p, h, radius, method) for p, h in zip(pixels, holes, strict=True)])
     result = to_model_range(torch.from_numpy(filled).permute(0, 3, 1, 2).float().div(255.0))

@@ -10,12 +10,11 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
-from mtmsa.baselines import mean_fill
-from mtmsa.loggers import log_table
-from mtmsa.metrics import HeadStatistics, InpaintingMetrics, bucket_table
-from mtmsa.models.attention import TemperatureMaskedAttention
+from mtmsa.evaluation.baselines import mean_fill
+from mtmsa.evaluation.metrics import HeadStatistics, InpaintingMetrics, bucket_table
 from mtmsa.models.generator import GeneratorOutput
 from mtmsa.models.losses import InpaintingLoss, hinge_discriminator_loss
+from mtmsa.training.loggers import log_table
 from mtmsa.utils.errors import UserInputError
 from mtmsa.utils.images import composite, to_unit_range
 
@@ -24,11 +23,6 @@ OptimizerFactory = Callable[..., torch.optim.Optimizer]
 
 class TrainingDivergedError(UserInputError):
     """Too many optimizer steps in a row had a non-finite loss or gradient."""
-
-
-def attention_heads(generator: nn.Module) -> int:
-    """Number of temperature heads of the generator's attention (0 when it reports no temperature)."""
-    return max((m.heads for m in generator.modules() if isinstance(m, TemperatureMaskedAttention)), default=0)
 
 
 class InpaintingModule(pl.LightningModule):
@@ -79,10 +73,7 @@ class InpaintingModule(pl.LightningModule):
         self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False).eval() if ema_decay else None
         self.val_metrics = InpaintingMetrics()
         self.val_mean_fill = InpaintingMetrics(buckets=())
-        heads = attention_heads(self.generator)
-        self.val_temperature = HeadStatistics(heads) if heads else None
-        # The composed run configuration, stored in every checkpoint so that tools can rebuild the model.
-        self.run_config: dict[str, Any] = {}
+        self.val_temperature = HeadStatistics()  # per head, as many as the attention's record reports
 
     @property
     def inference_generator(self) -> nn.Module:
@@ -170,7 +161,7 @@ class InpaintingModule(pl.LightningModule):
         target = to_unit_range(images)
         self.val_metrics.update(to_unit_range(completed), target, masks)
         self.val_mean_fill.update(to_unit_range(mean_fill(images, masks)), target, masks)
-        if self.val_temperature is not None and "temperature" in output.aux:
+        if "temperature" in output.aux:
             self.val_temperature.update(output.aux["temperature"])
 
     def on_validation_epoch_end(self) -> None:
@@ -179,7 +170,7 @@ class InpaintingModule(pl.LightningModule):
             log_table(self.loggers, "val/buckets", *bucket_table(values), step=self.global_step)
         logged = {f"val/{name}": value for name, value in values.items()}
         logged["val/psnr_hole_mean_fill"] = self.val_mean_fill.compute()["psnr_hole"]
-        if self.val_temperature is not None and self.val_temperature.update_count:
+        if self.val_temperature.update_count:
             logged.update({f"temperature/{k}": v for k, v in self.val_temperature.compute().items()})
             self.val_temperature.reset()
         self.log_dict(logged, sync_dist=True)
@@ -187,7 +178,6 @@ class InpaintingModule(pl.LightningModule):
         self.val_mean_fill.reset()
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["mtmsa_config"] = self.run_config
         checkpoint["mtmsa_skipped_steps"] = self.skipped_steps
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:

