@@ -43,7 +43,7 @@ bench: install  ## benchmarks under experiments/, each prints a table
 	$(BIN)/python experiments/bench_train.py
 
 constraints: install  ## re-pin constraints.txt from the installed environment
-	$(BIN)/python -m pip freeze --exclude-editable | sed 's/^torch==\(.*\)+cpu$$/torch==\1/' > constraints.txt
+	$(BIN)/python -m pip freeze --all --exclude-editable | grep -v '^pip==' | sed 's/^torch==\(.*\)+cpu$$/torch==\1/' > constraints.txt
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
