@@ -3,6 +3,8 @@
     python -m mtmsa.inpaint --checkpoint C --image in.png --mask hole.png [--sketch lines.png] --out out.png
     python -m mtmsa.inpaint --checkpoint C --image DIR --mask DIR [--sketch DIR] --out DIR
 
+(``mtmsa-inpaint`` is the same command.) The pieces live in :mod:`mtmsa.inference`.
+
 Any image size works. The image is padded (reflected) to the generator's size multiple and cropped back.
 An image larger than the resolution the model was trained at (the checkpoint's ``dataset.image_size``)
 is processed in a window around the hole: the hole's bounding box with a margin of half its size on

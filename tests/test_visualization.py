@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from matplotlib.colors import LogNorm
+from matplotlib import colormaps
 from matplotlib.patches import Rectangle
 
 from mtmsa.models.attention import IdentityAttention, TemperatureMaskedAttention
@@ -69,34 +69,40 @@ def test_holes_masks_and_sketches_are_drawn_one_way():
     assert (sketch_view(sketches)[strokes] == 0).all() and (sketch_view(sketches)[~strokes] == 1).all()
 
 
-def test_temperature_maps_get_a_log_colour_bar_over_the_range():
+def test_temperature_maps_get_titled_columns_and_a_log_colour_bar_over_the_range():
     temperature = torch.full((2, 4, 8, 8), 0.1)
     temperature[:, 1] = 0.01
-    figure = temperature_plot(torch.rand(2, 3, 32, 32), temperature, (0.01, 1.0))
-    *tiles, bar = figure.axes
-    assert len(tiles) == 2 * 5 and [axis.get_title() for axis in tiles[:5]] == [
-        "input", "head 0", "head 1", "head 2", "head 3"
-    ]  # fmt: skip
-    drawn = tiles[2].images[0]
-    assert isinstance(drawn.norm, LogNorm) and (drawn.norm.vmin, drawn.norm.vmax) == (0.01, 1.0)
-    assert np.allclose(drawn.get_array(), 0.01) and drawn.get_array().shape == (32, 32)  # enlarged map
+    inputs = torch.rand(2, 3, 32, 32)
+    figure = temperature_plot(inputs, temperature, (0.01, 1.0))
+    image, bar = figure.axes
+    assert [text.get_text() for text in image.texts] == ["input", "head 0", "head 1", "head 2", "head 3"]
+    mosaic = image.images[0].get_array()
+    assert mosaic.shape == (2 * 34 - 2, 5 * 34 - 2, 3)  # 2 rows, 5 columns of 32 px tiles, 2 px apart
+    np.testing.assert_allclose(mosaic[:32, :32], inputs[0].permute(1, 2, 0).numpy(), atol=1e-6)
+    magma = colormaps["magma"]
+    np.testing.assert_allclose(mosaic[40, 2 * 34 + 5], magma(0.0)[:3], atol=1e-6)  # head 1 at t_min: darkest
+    np.testing.assert_allclose(mosaic[40, 34 + 5], magma(0.5)[:3], atol=2e-2)  # head 0 at 0.1: mid-scale
     assert bar.get_ylabel() == "temperature t (log scale)"
-    assert {0.01, 0.1, 1.0} <= {round(t, 6) for t in bar.get_yticks()}  # decades labelled
+    assert bar.get_yscale() == "log" and bar.get_ylim() == pytest.approx((0.01, 1.0))
+    assert {0.01, 0.1, 1.0} <= {round(t, 6) for t in bar.get_yticks()}  # the decades are labelled
     flat = temperature_plot(torch.rand(1, 3, 16, 16), torch.full((1, 2, 4, 4), 0.2))
-    norm = flat.axes[1].images[0].norm
-    assert norm.vmin < 0.2 < norm.vmax  # a constant temperature without a range still gets a scale
+    low, high = flat.axes[1].get_ylim()
+    assert low < 0.2 < high  # a constant temperature without a range still gets a scale
 
 
-def test_attention_map_outlines_the_query_and_scales_each_head_to_its_largest_weight():
+def test_attention_map_outlines_the_query_in_every_tile_and_scales_each_head_to_its_largest_weight():
     attention = torch.softmax(torch.randn(1, 2, 16, 16, generator=torch.Generator().manual_seed(1)), dim=-1)
     figure = attention_plot(torch.rand(1, 3, 32, 32), attention, query_index=6, feature_hw=(4, 4))
-    *tiles, bar = figure.axes
-    assert len(tiles) == 3 and bar.get_ylabel() == "attention weight / head's largest"
-    for axis in tiles:
-        (outline,) = [p for p in axis.patches if isinstance(p, Rectangle)]
-        assert outline.get_xy() == (2 * 8 - 0.5, 1 * 8 - 0.5) and outline.get_width() == 8  # row 1, column 2
-    head = tiles[1].images[0].get_array()
-    assert head.max() == pytest.approx(1.0) and head.min() >= 0
+    image, bar = figure.axes
+    assert bar.get_ylabel() == "weight / head's max" and bar.get_ylim() == (0.0, 1.0)
+    outlines = [p for p in image.patches if isinstance(p, Rectangle)]
+    assert [o.get_xy() for o in outlines] == [
+        (t * 34 + 2 * 8 - 0.5, 1 * 8 - 0.5) for t in range(3)
+    ]  # row 1, col 2
+    viridis = colormaps["viridis"]
+    heads = image.images[0].get_array()[:, 34:]
+    brightest = [heads[:, h * 34 : h * 34 + 32].reshape(-1, 3) for h in range(2)]
+    assert all(np.isclose(tile, viridis(1.0)[:3], atol=1e-6).all(1).any() for tile in brightest)  # max = 1
 
 
 def tiny_generator(attention) -> InpaintGenerator:

@@ -10,20 +10,27 @@ from __future__ import annotations
 
 import inspect
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+from matplotlib import colormaps
+from matplotlib.cm import ScalarMappable
 from matplotlib.colors import LogNorm, Normalize
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from torch import nn
 
 from mtmsa.models.outputs import AttentionOutput
-from mtmsa.visualization.figures import figure_image, new_figure, show_tile
+from mtmsa.visualization.figures import figure_image, new_figure
 
 TEMPERATURE_COLOURS = "magma"
 ATTENTION_COLOURS = "viridis"
 QUERY_MARK_COLOUR = "cyan"
 TILE_INCHES = 1.1
+GAP = 2
+"""White pixels between the tiles of a picture."""
+MARGIN, TITLES, BAR_WIDTH, BAR_LABELS = 0.05, 0.25, 0.12, 0.75
+"""Inches around the image, above it for the column titles, of the colour bar, and right of it for its labels."""
 
 
 def run_with_attention(
@@ -71,24 +78,35 @@ def pick_hole_query(hole: torch.Tensor) -> int:
 
 
 def _maps_figure(inputs: torch.Tensor, maps: torch.Tensor, norm, colours: str, label: str) -> Figure:
-    """Rows of samples: the input, then each head's map (nearest-enlarged to the input size), and one colour
-    bar of ``norm`` labelled ``label`` (the figure's last axes)."""
+    """One image: a row per sample of the input, then each head's map (nearest-enlarged to the input size,
+    coloured by ``norm`` and ``colours``), titled over each column; beside it a colour bar of ``norm``
+    labelled ``label``. The figure's axes are [the image, the colour bar]."""
     rows, heads = maps.shape[:2]
-    maps = F.interpolate(maps.float().cpu(), size=inputs.shape[-2:], mode="nearest")
-    figure = new_figure(TILE_INCHES * (heads + 1) + 1.2, TILE_INCHES * rows + 0.4)
-    axes = figure.subplots(rows, heads + 1, squeeze=False)
+    height_px, width_px = inputs.shape[-2:]
+    maps = F.interpolate(maps.detach().float().cpu(), size=(height_px, width_px), mode="nearest").numpy()
+    coloured = colormaps[colours](norm(maps.reshape(-1)))[:, :3].reshape(
+        *maps.shape, 3
+    )  # (rows, heads, H, W, 3)
+    pictures = inputs.detach().float().cpu().clamp(0, 1).permute(0, 2, 3, 1).numpy()
+    mosaic = np.ones((rows * (height_px + GAP) - GAP, (heads + 1) * (width_px + GAP) - GAP, 3))
     for row in range(rows):
-        show_tile(axes[row, 0], inputs[row], "input" if row == 0 else None)
-        for head in range(heads):
-            drawn = show_tile(
-                axes[row, head + 1],
-                maps[row, head],
-                f"head {head}" if row == 0 else None,
-                cmap=colours,
-                norm=norm,
-            )
-    bar = figure.colorbar(drawn, ax=axes, fraction=0.05, pad=0.03)
-    bar.set_label(label, fontsize=8)
+        top = row * (height_px + GAP)
+        for column, tile in enumerate([pictures[row], *coloured[row]]):
+            left = column * (width_px + GAP)
+            mosaic[top : top + height_px, left : left + width_px] = tile
+    image_height = TILE_INCHES * rows  # inches; the colour bar is as tall as the image
+    image_width = image_height * mosaic.shape[1] / mosaic.shape[0]
+    width, height = MARGIN + image_width + 0.1 + BAR_WIDTH + BAR_LABELS, MARGIN + image_height + TITLES
+    figure = new_figure(width, height)
+    axis = figure.add_axes((MARGIN / width, MARGIN / height, image_width / width, image_height / height))
+    axis.imshow(mosaic, interpolation="nearest")
+    axis.set_axis_off()
+    for column, title in enumerate(["input", *(f"head {head}" for head in range(heads))]):
+        axis.text(column * (width_px + GAP) + width_px / 2, -1.5, title, ha="center", va="bottom", fontsize=9)
+    bar_left = (MARGIN + image_width + 0.1) / width
+    bar_axis = figure.add_axes((bar_left, MARGIN / height, BAR_WIDTH / width, image_height / height))
+    bar = figure.colorbar(ScalarMappable(norm=norm, cmap=colours), cax=bar_axis)
+    bar.set_label(label, fontsize=7)
     bar.ax.tick_params(labelsize=7)
     return figure
 
@@ -122,19 +140,14 @@ def attention_plot(
     """
     rows = attention[:1, :, query_index].float().unflatten(-1, feature_hw)  # (1,h,h',w')
     rows = rows / rows.amax(dim=(-2, -1), keepdim=True).clamp_min(1e-12)
-    figure = _maps_figure(
-        inputs[:1], rows, Normalize(0.0, 1.0), ATTENTION_COLOURS, "attention weight / head's largest"
-    )
+    figure = _maps_figure(inputs[:1], rows, Normalize(0.0, 1.0), ATTENTION_COLOURS, "weight / head's max")
     (height, width), (fh, fw) = inputs.shape[-2:], feature_hw
     row, col = divmod(query_index, fw)
     cell_h, cell_w = height / fh, width / fw
-    for axis in figure.axes[:-1]:
-        axis.add_patch(
-            Rectangle(
-                (col * cell_w - 0.5, row * cell_h - 0.5), cell_w, cell_h,
-                fill=False, edgecolor=QUERY_MARK_COLOUR, linewidth=1.2,
-            )
-        )  # fmt: skip
+    for tile in range(attention.shape[1] + 1):
+        corner = (tile * (width + GAP) + col * cell_w - 0.5, row * cell_h - 0.5)
+        outline = Rectangle(corner, cell_w, cell_h, fill=False, edgecolor=QUERY_MARK_COLOUR, linewidth=1.2)
+        figure.axes[0].add_patch(outline)
     return figure
 
 
