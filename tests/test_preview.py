@@ -21,7 +21,7 @@ from mtmsa.conf import CONFIG_DIR
 from mtmsa.data.preview import sketch_steps, write_pictures
 from mtmsa.data.sketch import EdgeSketches, dilate
 from mtmsa.utils.images import hole_ratio
-from mtmsa.visualization.grids import PADDING, TITLE_HEIGHT
+from mtmsa.visualization.grids import PADDING, PADDING_GREY, TITLE_HEIGHT
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -56,10 +56,12 @@ def test_preview_writes_grid_histograms_and_sketch_steps(sample_data_dir, tmp_pa
     # a title strip, then 3 rows and 4 columns (image | mask | sketch | input) of 64 px tiles, 2 px apart
     assert grid.shape == (TITLE_HEIGHT + PADDING + 3 * 66 - 2, 4 * 66 - 2, 3)
     tiles = grid[TITLE_HEIGHT + PADDING :]
-    assert (tiles[:, 64:66] == 255).all() and (tiles[64:66] == 255).all()
-    mask_tiles = tiles[:, 66:130, 0]
+    grey = round(PADDING_GREY * 255)  # the lines between tiles
+    assert (tiles[:, 64:66] == grey).all() and (tiles[64:66] == grey).all()
+    rows = np.concatenate([np.arange(r * 66, r * 66 + 64) for r in range(3)])  # the tiles, not the lines
+    mask_tiles = tiles[rows, 66:130, 0]
     assert set(np.unique(mask_tiles)) <= {0, 255} and mask_tiles.max() == 255  # binary masks, holes white
-    inputs = tiles[:, 3 * 66 :]
+    inputs = tiles[rows, 3 * 66 :]
     assert np.array_equal(inputs[mask_tiles == 255], np.full(((mask_tiles == 255).sum(), 3), 255))
     histogram = Image.open(written["histograms"])
     assert written["histograms"].name == "hole_ratio_histograms.png"

@@ -21,6 +21,7 @@ from mtmsa.visualization.attention_maps import (
 from mtmsa.visualization.grids import (
     MIN_TILE_WIDTH,
     PADDING,
+    PADDING_GREY,
     TITLE_HEIGHT,
     hole_view,
     mask_view,
@@ -50,6 +51,9 @@ def test_titled_grid_puts_a_title_over_each_column_and_enlarges_small_tiles():
         left = column * (tile + PADDING)
         assert (strip[:, :, left : left + tile] < 0.5).any()
     assert (strip[:, :, tile : tile + PADDING] == 1).all()
+    assert (
+        grid[:, TITLE_HEIGHT + PADDING :, tile : tile + PADDING] == PADDING_GREY
+    ).all()  # lines between tiles
     first = grid[:, TITLE_HEIGHT + PADDING :, :tile]
     torch.testing.assert_close(
         first[:, 4:8, 4:8], ((images[0, :, 1, 1] + 1) / 2).view(3, 1, 1).expand(3, 4, 4)

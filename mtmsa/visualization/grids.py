@@ -22,6 +22,8 @@ from PIL import Image, ImageDraw, ImageFont
 from mtmsa.utils.images import to_uint8, to_unit_range
 
 PADDING = 2
+PADDING_GREY = 0.8
+"""Grey of the lines between tiles: white tiles (a sketch's background) keep their edges."""
 MIN_TILE_WIDTH = 64
 """Tiles narrower than this are enlarged by a whole factor (nearest neighbour), so titles fit above them."""
 TITLE_HEIGHT = 16
@@ -63,15 +65,17 @@ def titled_grid(columns: Mapping[str, torch.Tensor], padding: int = PADDING) -> 
     """Columns of images side by side under their titles, one sample per row.
 
     columns: title -> (B,C,H,W) in [0, 1] with C of 1 or 3 and equal B, H, W. Tiles narrower than
-    :data:`MIN_TILE_WIDTH` are enlarged by a whole factor. Returns (3, rows, cols) in [0, 1], white between
-    the tiles.
+    :data:`MIN_TILE_WIDTH` are enlarged by a whole factor. Returns (3, rows, cols) in [0, 1]: a white strip
+    of titles, then the tiles with light grey lines (:data:`PADDING_GREY`) between them.
     """
     tiles = [c.detach().float().cpu().expand(-1, 3, -1, -1) for c in columns.values()]
     factor = max(1, math.ceil(MIN_TILE_WIDTH / tiles[0].shape[-1]))
     if factor > 1:
         tiles = [F.interpolate(t, scale_factor=factor, mode="nearest") for t in tiles]
     batch, _, height, width = tiles[0].shape
-    grid = torch.ones(3, batch * (height + padding) - padding, len(tiles) * (width + padding) - padding)
+    grid = torch.full(
+        (3, batch * (height + padding) - padding, len(tiles) * (width + padding) - padding), PADDING_GREY
+    )
     for col, tile in enumerate(tiles):
         for row in range(batch):
             top, left = row * (height + padding), col * (width + padding)
