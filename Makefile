@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip
 
-.PHONY: install quickstart train test test-full lint format bench constraints clean
+.PHONY: install quickstart train test test-full lint format bench dist constraints clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,8 +42,12 @@ bench: install  ## benchmarks under experiments/, each prints a table
 	$(BIN)/python experiments/bench_attention.py
 	$(BIN)/python experiments/bench_train.py
 
+dist: install  ## wheel and sdist in dist/ (the configs travel inside the package)
+	$(BIN)/python -m build --no-isolation --outdir dist .
+	rm -rf build mtmsa.egg-info
+
 constraints: install  ## re-pin constraints.txt from the installed environment
-	$(BIN)/python -m pip freeze --exclude-editable | sed 's/^torch==\(.*\)+cpu$$/torch==\1/' > constraints.txt
+	$(BIN)/python -m pip freeze --all --exclude-editable | grep -v '^pip==' | sed 's/^torch==\(.*\)+cpu$$/torch==\1/' > constraints.txt
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

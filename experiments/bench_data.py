@@ -7,7 +7,7 @@ connectedComponentsWithStats for sketches), and the share of one training step t
     python experiments/bench_data.py --train-step-seconds 12.3       # reuse a measured step time
     python experiments/bench_data.py --device cuda --out table.md    # batched generators on the GPU
 
-The reference generators read their parameters from the same conf/mask and conf/sketch configs (through
+The reference generators read their parameters from the same mtmsa/conf/mask and mtmsa/conf/sketch configs (through
 the instantiated batched generators), so both sides draw from the same distributions.
 """
 
@@ -30,6 +30,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
+from mtmsa.conf import CONFIG_DIR
 from mtmsa.data.masks import (
     Boxes,
     BrushStrokes,
@@ -37,18 +38,16 @@ from mtmsa.data.masks import (
     IrregularStrokes,
     MaskGenerator,
     MixedMasks,
-    hole_ratio,
 )
 from mtmsa.data.sample import SAMPLE_PHOTOS
 from mtmsa.data.sketch import EdgeSketches
-from mtmsa.images import to_model_range
+from mtmsa.utils.images import hole_ratio, to_model_range
 
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "conf"
 MASK_NAMES = sorted(path.stem for path in (CONFIG_DIR / "mask").glob("*.yaml"))
 
 
 def load_config(group: str, name: str):
-    """The object of conf/<group>/<name>.yaml."""
+    """The object of mtmsa/conf/<group>/<name>.yaml."""
     return instantiate(OmegaConf.load(CONFIG_DIR / group / f"{name}.yaml"))
 
 

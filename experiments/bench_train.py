@@ -5,7 +5,7 @@ masks and sketches made on the device), and the share of that iteration spent ma
     python experiments/bench_train.py                                  # paper-scale model, CPU, fp32
     python experiments/bench_train.py trainer=gpu                      # GPU, bf16-mixed
     python experiments/bench_train.py model=small dataset.image_size=64
-Any further arguments are Hydra overrides of conf/train.yaml.
+Any further arguments are Hydra overrides of mtmsa/conf/train.yaml.
 """
 
 from __future__ import annotations
@@ -24,8 +24,9 @@ from hydra.utils import instantiate
 from PIL import Image
 
 import mtmsa  # noqa: F401  (registers the config resolvers)
+from mtmsa.conf import CONFIG_DIR
+from mtmsa.data.datamodule import build_datamodule
 
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "conf"
 WARMUP_ITERATIONS = 1
 
 
@@ -99,7 +100,7 @@ def main(overrides: list[str], iterations: int = 4) -> None:
             ],
         )
         write_random_images(Path(tmp), cfg.dataset.batch_size * 2, cfg.dataset.image_size)
-        datamodule = instantiate(cfg.dataset, masks=instantiate(cfg.mask), sketches=instantiate(cfg.sketch))
+        datamodule = build_datamodule(cfg)
         model = instantiate(cfg.model)
         timer = IterationTimer()
         trainer = instantiate(cfg.trainer, callbacks=[timer], logger=False)

@@ -1,6 +1,6 @@
 """mtmsa: GAN image inpainting with multi-head temperature masked self-attention."""
 
-from mtmsa.config import register_resolvers
+from mtmsa.utils.config import register_resolvers
 
 register_resolvers()
 

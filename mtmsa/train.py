@@ -1,4 +1,5 @@
-"""Train the inpainting GAN: ``python -m mtmsa.train [overrides]`` (configs in conf/, entry conf/train.yaml).
+"""Train the inpainting GAN: ``python -m mtmsa.train [overrides]`` or ``mtmsa-train [overrides]`` (configs in
+mtmsa/conf/, entry mtmsa/conf/train.yaml).
 
 With no overrides it trains the small model on the bundled sample images on the CPU (the quickstart).
 """
@@ -16,10 +17,13 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 import mtmsa  # noqa: F401  (registers the config resolvers)
-from mtmsa.cli import exit_on_user_error
-from mtmsa.fault_tolerance import resume_checkpoint
-from mtmsa.loggers import finish_wandb_runs
-from mtmsa.summary import print_run_summary
+from mtmsa.conf import CONFIG_PATH
+from mtmsa.data.datamodule import build_datamodule
+from mtmsa.training.callbacks import RunConfigInCheckpoints
+from mtmsa.training.fault_tolerance import resume_checkpoint
+from mtmsa.training.loggers import finish_wandb_runs
+from mtmsa.training.summary import print_run_summary
+from mtmsa.utils.cli import exit_on_user_error
 
 log = logging.getLogger(__name__)
 
@@ -36,17 +40,14 @@ def train(cfg: DictConfig) -> dict[str, float]:
     """Fit the model of ``cfg``, validate the final weights, and return the validation metrics."""
     started = time.perf_counter()
     pl.seed_everything(cfg.seed, workers=True)
-    datamodule = instantiate(
-        cfg.dataset, masks=instantiate(cfg.mask), sketches=instantiate(cfg.sketch), seed=cfg.seed
-    )
+    datamodule = build_datamodule(cfg, seed=cfg.seed)
     model = instantiate(cfg.model)
-    model.run_config = OmegaConf.to_container(cfg, resolve=True)
+    run_config = OmegaConf.to_container(cfg, resolve=True)
     loggers = instantiate_group(cfg.get("logger"))
-    trainer: pl.Trainer = instantiate(
-        cfg.trainer, callbacks=instantiate_group(cfg.get("callbacks")), logger=loggers
-    )
+    callbacks = [*instantiate_group(cfg.get("callbacks")), RunConfigInCheckpoints(run_config)]
+    trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)
     for logger in loggers:
-        logger.log_hyperparams(model.run_config)
+        logger.log_hyperparams(run_config)
 
     ckpt_path = resume_checkpoint(cfg.get("ckpt_path"), cfg.paths.output_dir)
     if ckpt_path is not None:
@@ -62,7 +63,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     return metrics
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="train")
 def main(cfg: DictConfig) -> float | None:
     with exit_on_user_error():
         metrics = train(cfg)

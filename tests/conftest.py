@@ -1,4 +1,5 @@
-"""Shared fixtures: the real configs composed with Hydra's compose API, with run folders under tmp_path."""
+"""Session fixtures: the bundled sample data set and a tiny checkpoint, made once. Helpers shared by the test
+modules live in tests/helpers/."""
 
 from __future__ import annotations
 
@@ -6,31 +7,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, open_dict
 
 import mtmsa  # noqa: F401  (registers the config resolvers)
-
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "conf"
+from tests.helpers.runs import tiny_checkpoint
 
 torch.set_num_threads(2)
-
-
-def compose_config(overrides: list[str], output_dir: Path, data_dir: Path | None = None) -> DictConfig:
-    """Compose conf/train.yaml as `python -m mtmsa.train <overrides>` would, writing under output_dir."""
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(version_base="1.3", config_dir=str(CONFIG_DIR)):
-        cfg = compose("train", overrides=overrides, return_hydra_config=True)
-    HydraConfig.instance().set_config(cfg)
-    with open_dict(cfg):
-        del cfg.hydra  # as in a real run, where the job's config holds no hydra node
-        cfg.paths.output_dir = str(output_dir)
-        cfg.paths.log_dir = str(output_dir / "logs")
-        if data_dir is not None:
-            cfg.paths.data_dir = str(data_dir)
-    return cfg
 
 
 @pytest.fixture(scope="session")
@@ -41,3 +22,9 @@ def sample_data_dir(tmp_path_factory) -> Path:
     data_dir = tmp_path_factory.mktemp("data")
     ensure_sample_dataset(data_dir / "sample")
     return data_dir
+
+
+@pytest.fixture(scope="session")
+def checkpoint(tmp_path_factory, sample_data_dir) -> Path:
+    """last.ckpt of a 2-step run of the tiny model at 32 px (see :func:`tests.helpers.runs.tiny_checkpoint`)."""
+    return tiny_checkpoint(tmp_path_factory, sample_data_dir)

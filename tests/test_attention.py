@@ -1,12 +1,6 @@
 import pytest
 import torch
 
-from mtmsa.attention_viz import (
-    attention_panel,
-    colorize,
-    pick_hole_query,
-    temperature_panel,
-)
 from mtmsa.models.attention import (
     ContextualAttention,
     IdentityAttention,
@@ -14,6 +8,7 @@ from mtmsa.models.attention import (
     build_mtmsa,
     feature_hole,
 )
+from mtmsa.models.outputs import AttentionOutput
 
 MODES = ("constant", "learned_scalar", "learned_map")
 
@@ -239,36 +234,20 @@ def test_identity_attention_returns_input_and_empty_aux():
     assert y is x and aux == {}
 
 
-def test_colorize_maps_range_ends_to_colormap_ends():
-    values = torch.tensor([[[[0.0, 1.0], [-5.0, 0.5]]]])
-    image = colorize(values, 0.0, 1.0, cmap="gray")
-    assert image.shape == (1, 3, 2, 2)
-    torch.testing.assert_close(image[0, :, 0, 0], torch.zeros(3))
-    torch.testing.assert_close(image[0, :, 0, 1], torch.ones(3))
-    torch.testing.assert_close(image[0, :, 1, 0], torch.zeros(3))
-    magma = colorize(torch.rand(2, 1, 5, 5), 0.0, 1.0)
-    assert magma.min() >= 0 and magma.max() <= 1
-
-
-def test_temperature_and_attention_panels():
-    images = torch.rand(2, 3, 32, 32)
-    temperature = torch.rand(2, 4, 8, 8) * 0.9 + 0.05
-    panel = temperature_panel(images, temperature)
-    assert panel.shape == (2, 3, 32, 5 * 32)
-    assert panel.min() >= 0 and panel.max() <= 1
-    assert torch.equal(panel[..., :32], images)
-    attention = torch.softmax(torch.randn(2, 4, 64, 64), dim=-1)
-    panel = attention_panel(images, attention, query_index=9, feature_hw=(8, 8))
-    assert panel.shape == (2, 3, 32, 5 * 32)
-    assert panel.min() >= 0 and panel.max() <= 1
-    assert not torch.equal(panel[..., :32], images)  # the query is marked
-
-
-def test_hole_query_is_inside_the_hole():
-    hole = torch.zeros(2, 1, 8, 8)
-    hole[0, 0, 2:5, 3:6] = 1.0
-    assert pick_hole_query(hole) == 3 * 8 + 4
-    ring = torch.ones(1, 1, 5, 5)
-    ring[0, 0, 1:4, 1:4] = 0.0
-    index = pick_hole_query(ring)
-    assert ring.flatten()[index] == 1.0
+def test_every_attention_returns_a_typed_record_that_also_reads_as_the_old_mapping():
+    x, mask = random_inputs(11)
+    attention = make_attention(temperature="learned_map")
+    _, fused = attention(x, mask)
+    _, reference = attention(x, mask, return_attention=True)
+    assert isinstance(fused, AttentionOutput) and isinstance(reference, AttentionOutput)
+    assert fused.heads == 4 and fused.temperature_range == (0.05, 1.0)
+    assert fused.temperature.shape == (2, 4, 12, 12) and fused.attention is None
+    assert sorted(fused) == ["hole", "temperature"] and "attention" not in fused
+    assert sorted(reference) == ["attention", "hole", "temperature"]
+    assert reference.attention.shape == (2, 4, 144, 144) and reference["attention"] is reference.attention
+    with pytest.raises(KeyError):
+        fused["attention"]
+    for module in (ContextualAttention(16), IdentityAttention(16)):
+        record = module(x, mask)[1]
+        assert isinstance(record, AttentionOutput) and record.heads == 0 and len(record) == 0
+        assert record.temperature is None and record.temperature_range is None

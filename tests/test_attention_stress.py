@@ -17,8 +17,8 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from mtmsa.checkpoints import build_generator
-from tests.conftest import compose_config
+from mtmsa.inference.checkpoints import build_generator
+from tests.helpers.runs import train_config
 
 ATTENTION_OPTIONS = {
     "mtmsa_learned_map": ["model/attention=mtmsa", "model.attention.temperature.mode=learned_map"],
@@ -38,7 +38,7 @@ def stress_masks(count: int, size: int, seed: int = 0) -> tuple[torch.Tensor, li
     ``mask=mixed`` config (DeepFill strokes and boxes, LaMa thin/medium/thick strokes).
     """
     rng = torch.Generator().manual_seed(seed)
-    free_form = instantiate(compose_config(["mask=mixed"], NOT_WRITTEN).mask)
+    free_form = instantiate(train_config(["mask=mixed"], NOT_WRITTEN).mask)
     masks = torch.zeros(count, 1, size, size)
     kinds = [MASK_KINDS[i % len(MASK_KINDS)] for i in range(count)]
     free_form_indices = [i for i, kind in enumerate(kinds) if kind == "free_form"]
@@ -75,7 +75,7 @@ def stress_images(count: int, size: int, seed: int = 1) -> tuple[torch.Tensor, t
 
 
 def generator_for(option: str, width: int) -> torch.nn.Module:
-    cfg = compose_config([*ATTENTION_OPTIONS[option], f"model.generator.width={width}"], NOT_WRITTEN)
+    cfg = train_config([*ATTENTION_OPTIONS[option], f"model.generator.width={width}"], NOT_WRITTEN)
     torch.manual_seed(0)
     return build_generator(OmegaConf.to_container(cfg.model, resolve=True)).eval()
 

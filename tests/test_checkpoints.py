@@ -6,27 +6,21 @@ from pathlib import Path
 
 import pytest
 import torch
+from hydra.utils import get_object, instantiate
 
-from mtmsa.checkpoints import CheckpointError, load_checkpoint, load_generator
-from mtmsa.train import train
-from tests.conftest import compose_config
-from tests.test_train import TINY
+import mtmsa
+from mtmsa.inference.checkpoints import (
+    CONFIG_KEY,
+    RENAMED_TARGETS,
+    CheckpointError,
+    load_checkpoint,
+    load_generator,
+    upgraded_config,
+)
+from mtmsa.training.module import InpaintingModule
+from tests.helpers.runs import CHECKPOINT_V0_1
 
-_TINY_CHECKPOINTS: dict[str, Path] = {}
-
-
-def tiny_checkpoint(tmp_path_factory, data_dir: Path) -> Path:
-    """last.ckpt of a 2-step training run of the tiny model at 32 px, made once per test session."""
-    if "last" not in _TINY_CHECKPOINTS:
-        run = tmp_path_factory.mktemp("tiny_run")
-        train(compose_config(TINY + ["trainer.max_steps=2"], run, data_dir))
-        _TINY_CHECKPOINTS["last"] = run / "checkpoints" / "last.ckpt"
-    return _TINY_CHECKPOINTS["last"]
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory, sample_data_dir) -> Path:
-    return tiny_checkpoint(tmp_path_factory, sample_data_dir)
+PACKAGE = Path(mtmsa.__file__).resolve().parent
 
 
 def test_lightning_checkpoint_loads_weights_only_with_ema_weights(checkpoint):
@@ -91,3 +85,50 @@ def test_clear_errors_for_files_that_are_no_mtmsa_checkpoint(tmp_path):
     torch.save([1, 2], tmp_path / "list.ckpt")
     with pytest.raises(CheckpointError, match="holds a list"):
         load_generator(tmp_path / "list.ckpt")
+
+
+def targets(node) -> list[str]:
+    if isinstance(node, dict):
+        return [
+            *([node["_target_"]] if "_target_" in node else []),
+            *(t for v in node.values() for t in targets(v)),
+        ]
+    return [t for v in node for t in targets(v)] if isinstance(node, list) else []
+
+
+def test_a_checkpoint_written_by_version_0_1_loads_with_todays_names():
+    stored = load_checkpoint(CHECKPOINT_V0_1)
+    assert stored[CONFIG_KEY]["model"]["_target_"] == "mtmsa.module.InpaintingModule"  # as it was written
+    trained = load_generator(CHECKPOINT_V0_1)
+    assert trained.config["model"]["_target_"] == "mtmsa.training.module.InpaintingModule"
+    assert trained.config["callbacks"]["previews"]["_target_"] == "mtmsa.training.callbacks.PreviewLogger"
+    assert trained.image_size == 32 and trained.dataset_name == "sample"
+    assert trained.attention_config["heads"] == 4 and trained.config["model"]["generator"]["width"] == 2
+    loaded = trained.generator.state_dict()
+    assert all(torch.equal(loaded[k], stored["state_dict"][f"generator_ema.{k}"]) for k in loaded)
+    for target in targets(trained.config):
+        assert get_object(target) is not None, target  # every object its config names exists today
+    assert trained.attention_config["matching"] == "projections"  # 0.1.0's attention design
+    assert "l1_valid" not in trained.config["model"]["loss"]
+    assert trained.config["model"]["loss"]["hole_l1_weight"] == stored[CONFIG_KEY]["model"]["loss"]["l1_hole"]
+    module = instantiate(trained.config["model"])
+    assert isinstance(module, InpaintingModule)
+    module.load_state_dict(stored["state_dict"])  # strict: the module of today takes the old weights
+
+
+@pytest.mark.parametrize(("old", "new"), sorted(RENAMED_TARGETS.items()))
+def test_each_renamed_target_leads_from_a_name_that_is_gone_to_one_that_exists(old, new):
+    assert get_object(new) is not None
+    with pytest.raises(ImportError):  # the old name is gone
+        get_object(old)
+    config = {"a": [{"_target_": old, "x": {"_target_": "mtmsa.models.layers.GatedConv2d"}}], "_target_": old}
+    assert upgraded_config(config) == {
+        "a": [{"_target_": new, "x": {"_target_": "mtmsa.models.layers.GatedConv2d"}}],
+        "_target_": new,
+    }
+
+
+def test_training_stores_its_run_config_in_every_checkpoint(checkpoint):
+    config = load_checkpoint(checkpoint)[CONFIG_KEY]
+    assert config["model"]["_target_"] == "mtmsa.training.module.InpaintingModule"
+    assert config["dataset"]["image_size"] == 32 and config["seed"] == 1234 and "hydra" not in config

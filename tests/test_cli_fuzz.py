@@ -23,15 +23,14 @@ import pytest
 import torch
 from PIL import Image
 
-from mtmsa.checkpoints import load_checkpoint
-from mtmsa.cli import exit_on_user_error
 from mtmsa.data.io import read_rgb
 from mtmsa.evaluate import evaluate
+from mtmsa.inference.checkpoints import load_checkpoint
+from mtmsa.inference.jobs import read_mask
 from mtmsa.inpaint import main as inpaint_main
-from mtmsa.inpaint import read_mask
-from tests.fixtures_checkpoint import checkpoint  # noqa: F401  (the session fixture)
-from tests.test_bad_data import bad_files, good_files, png_claiming_size
-from tests.test_evaluate import evaluate_config
+from mtmsa.utils.cli import exit_on_user_error
+from tests.helpers.bad_files import bad_files, good_files, png_claiming_size
+from tests.helpers.runs import evaluate_config
 
 SIZE = 32
 MEMORY_LIMIT = 3 * 2**30  # address space of the subprocess runs: the tools need < 1.5 GB for any input here
@@ -194,7 +193,7 @@ class RunsCode:
 
 
 @pytest.fixture(scope="module")
-def bad_checkpoints(tmp_path_factory, checkpoint) -> dict[str, Path]:  # noqa: F811
+def bad_checkpoints(tmp_path_factory, checkpoint) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("bad_checkpoints")
     rng = np.random.default_rng(1)
     (folder / "random").write_bytes(rng.bytes(5000))
@@ -260,7 +259,7 @@ def assert_one_line_error(code: int, stderr: str, expected: str) -> None:
 
 
 @pytest.mark.parametrize("case", IMAGE_CASES)
-def test_inpaint_inputs(case, inputs, checkpoint, tmp_path, capfd):  # noqa: F811
+def test_inpaint_inputs(case, inputs, checkpoint, tmp_path, capfd):
     image, mask, extra, expected = IMAGE_CASES[case]
     before = digest(inputs)
     out = tmp_path / "result.png"
@@ -285,7 +284,7 @@ def test_inpaint_inputs(case, inputs, checkpoint, tmp_path, capfd):  # noqa: F81
 
 
 @pytest.mark.parametrize("case", OUTPUT_CASES)
-def test_inpaint_never_overwrites_an_input(case, inputs, checkpoint, tmp_path, capfd):  # noqa: F811
+def test_inpaint_never_overwrites_an_input(case, inputs, checkpoint, tmp_path, capfd):
     target, expected = OUTPUT_CASES[case]
     image = tmp_path / "image.png"
     image.write_bytes((inputs / "image.png").read_bytes())
@@ -305,7 +304,7 @@ def test_inpaint_never_overwrites_an_input(case, inputs, checkpoint, tmp_path, c
     assert digest(inputs) == before and image.read_bytes() == image_before
 
 
-def test_inpaint_folder_output_never_overwrites_inputs(inputs, checkpoint, tmp_path, capfd):  # noqa: F811
+def test_inpaint_folder_output_never_overwrites_inputs(inputs, checkpoint, tmp_path, capfd):
     images, masks = tmp_path / "images", tmp_path / "masks"
     images.mkdir(), masks.mkdir()
     for name in ("a", "b"):
@@ -444,7 +443,7 @@ def _limit_memory() -> None:
 
 
 @pytest.mark.parametrize("image", ["claims_20000px.png", "bomb_20000px.png", "fifo.png"])
-def test_extreme_inputs_in_a_real_process_under_time_and_memory_limits(image, inputs, checkpoint, tmp_path):  # noqa: F811
+def test_extreme_inputs_in_a_real_process_under_time_and_memory_limits(image, inputs, checkpoint, tmp_path):
     before = digest(inputs)
     result = subprocess.run(
         [sys.executable, "-m", "mtmsa.inpaint", "--checkpoint", str(checkpoint), "--image", str(inputs / image),

@@ -9,7 +9,8 @@ import pytorch_lightning as pl
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from tests.conftest import CONFIG_DIR, compose_config
+from mtmsa.conf import CONFIG_DIR
+from tests.helpers.runs import train_config
 
 OBJECT_GROUPS = ("dataset", "model", "model/attention", "mask", "sketch", "trainer", "logger", "callbacks")
 GLOBAL_GROUPS = ("experiment", "debug", "hparams_search")
@@ -28,7 +29,7 @@ def test_every_group_of_the_design_has_options():
     "group,option", [(group, option) for group in OBJECT_GROUPS + GLOBAL_GROUPS for option in options(group)]
 )
 def test_option_composes_and_resolves(group, option, tmp_path):
-    cfg = compose_config([f"{group}={option}"], tmp_path)
+    cfg = train_config([f"{group}={option}"], tmp_path)
     OmegaConf.resolve(cfg)
     assert cfg.trainer._target_ == "pytorch_lightning.Trainer"
     assert cfg.run_name and "${" not in cfg.run_name
@@ -36,7 +37,7 @@ def test_option_composes_and_resolves(group, option, tmp_path):
 
 @pytest.mark.parametrize("option", options("model/attention"))
 def test_model_builds_with_each_attention(option, tmp_path):
-    cfg = compose_config([f"model/attention={option}"], tmp_path)
+    cfg = train_config([f"model/attention={option}"], tmp_path)
     model = instantiate(cfg.model)
     assert isinstance(model, pl.LightningModule)
     assert sum(p.numel() for p in model.generator.parameters()) > 0
@@ -46,14 +47,14 @@ def test_model_builds_with_each_attention(option, tmp_path):
 def test_mask_option_builds_a_generator(option, tmp_path):
     import torch
 
-    masks = instantiate(compose_config([f"mask={option}"], tmp_path).mask)
+    masks = instantiate(train_config([f"mask={option}"], tmp_path).mask)
     out = masks(2, 32, 32, generator=torch.Generator().manual_seed(0))
     assert out.shape == (2, 1, 32, 32)
 
 
 @pytest.mark.parametrize("option", ["csv", "tensorboard"])
 def test_loggers_build(option, tmp_path):
-    cfg = compose_config([f"logger={option}"], tmp_path)
+    cfg = train_config([f"logger={option}"], tmp_path)
     loggers = [instantiate(node) for node in cfg.logger.values()]
     assert {type(lg).__name__ for lg in loggers} >= {"CSVLogger"}
 
@@ -61,7 +62,7 @@ def test_loggers_build(option, tmp_path):
 def test_wandb_goes_offline_without_credentials(tmp_path, monkeypatch):
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
-    cfg = compose_config(["logger=wandb"], tmp_path)
+    cfg = train_config(["logger=wandb"], tmp_path)
     wandb_logger = instantiate(cfg.logger.wandb)
     assert wandb_logger._offline is True
 
@@ -78,12 +79,12 @@ def test_wandb_goes_offline_without_credentials(tmp_path, monkeypatch):
     ],
 )
 def test_strategy_follows_device_count(devices, num_nodes, expected, tmp_path):
-    cfg = compose_config([f"trainer.devices={devices}", f"trainer.num_nodes={num_nodes}"], tmp_path)
+    cfg = train_config([f"trainer.devices={devices}", f"trainer.num_nodes={num_nodes}"], tmp_path)
     assert cfg.trainer.strategy == expected
 
 
 def test_celebahq_four_gpus_prints_complete_config(tmp_path):
-    cfg = compose_config(["dataset=celebahq", "trainer.devices=4"], tmp_path)
+    cfg = train_config(["dataset=celebahq", "trainer.devices=4"], tmp_path)
     OmegaConf.resolve(cfg)
     assert cfg.dataset.root.endswith("celebahq")
     assert cfg.trainer.devices == 4

@@ -6,46 +6,23 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import scipy.linalg
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, open_dict
 from PIL import Image
 from torch import nn
 from torchmetrics.image.fid import FrechetInceptionDistance
 
 from mtmsa.data.datasets import DatasetNotFoundError
 from mtmsa.evaluate import evaluate
-from mtmsa.fid import BucketedFID, InceptionFeatures, PrecomputedFeatures, inception_weights_path
-from mtmsa.lpips import lpips_unavailable_reason
-from tests.conftest import CONFIG_DIR
-from tests.test_checkpoints import tiny_checkpoint
+from mtmsa.evaluation.fid import FID, InceptionFeatures, PrecomputedFeatures, inception_weights_path
+from mtmsa.evaluation.lpips import LPIPS, lpips_unavailable_reason
+from mtmsa.visualization.grids import MIN_TILE_WIDTH, PADDING, TITLE_HEIGHT
+from tests.helpers.runs import CHECKPOINT_V0_1, evaluate_config, run_cli
 
 TINY_DATA = ["dataset.image_size=32", "dataset.resize=40"]
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory, sample_data_dir) -> Path:
-    return tiny_checkpoint(tmp_path_factory, sample_data_dir)
-
-
-def evaluate_config(overrides: list[str], output_dir: Path, data_dir: Path) -> DictConfig:
-    """Compose conf/evaluate.yaml as `python -m mtmsa.evaluate <overrides>` would, writing under output_dir."""
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(version_base="1.3", config_dir=str(CONFIG_DIR)):
-        cfg = compose("evaluate", overrides=overrides, return_hydra_config=True)
-    HydraConfig.instance().set_config(cfg)
-    with open_dict(cfg):
-        del cfg.hydra
-        cfg.paths.output_dir = str(output_dir)
-        cfg.paths.data_dir = str(data_dir)
-    return cfg
 
 
 def test_checkpoint_evaluation_writes_bucketed_tables_and_samples(checkpoint, sample_data_dir, tmp_path):
@@ -67,7 +44,11 @@ def test_checkpoint_evaluation_writes_bucketed_tables_and_samples(checkpoint, sa
     assert "| 10-20% | 1 |" in markdown and "n/a" in markdown and "unavailable" in markdown
     samples = sorted((tmp_path / "samples").glob("*.png"))
     assert [p.name for p in samples] == [f"sample_{i:06d}.png" for i in range(5)]  # across two batches
-    assert np.asarray(Image.open(samples[0])).shape == (32, 4 * 32 + 3 * 2, 3)  # input|sketch|output|target
+    # input | sketch | output | target, 32 px tiles shown at 64 px under a title strip
+    tile = MIN_TILE_WIDTH
+    picture = np.asarray(Image.open(samples[0]))
+    assert picture.shape == (TITLE_HEIGHT + PADDING + tile, 4 * tile + 3 * PADDING, 3)
+    assert (picture[:TITLE_HEIGHT] < 128).any() and (picture[:TITLE_HEIGHT] == 255).mean() > 0.8  # titles
 
 
 def test_classical_baselines_on_the_same_images_and_a_mask_folder(sample_data_dir, tmp_path):
@@ -107,6 +88,19 @@ def test_command_line_error_is_one_message_and_exit_2(tmp_path):
     assert "broken.ckpt: not a torch checkpoint" in result.stderr
 
 
+def test_a_checkpoint_written_by_version_0_1_still_evaluates_from_the_command_line(sample_data_dir, tmp_path):
+    overrides = [f"ckpt_path={CHECKPOINT_V0_1}", "limit=6", "batch_size=3", "samples=1", "fid=false"]
+    result = run_cli(
+        [*overrides, f"hydra.run.dir={tmp_path / 'run'}"], tmp_path, sample_data_dir, module="mtmsa.evaluate"
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert report["method"] == "model" and report["trained_on"] == "sample at 32 px" and report["images"] == 6
+    assert [row[1] for row in report["rows"]] == [1, 1, 1, 1, 1, 1, 6]
+    assert 10 < report["metrics"]["psnr_hole"] < report["metrics"]["psnr"] < 60
+    assert (tmp_path / "run" / "samples" / "sample_000000.png").is_file()
+
+
 def reference_fid(real: np.ndarray, fake: np.ndarray) -> float:
     """FID of two feature sets (N, D) with numpy/scipy, as in the original TTUR implementation."""
     mu1, mu2 = real.mean(0), fake.mean(0)
@@ -136,14 +130,16 @@ def test_bucketed_fid_matches_a_scipy_reference_per_bucket():
     masks = torch.zeros(24, 1, 16, 16)
     masks[12:, :, :4] = 1  # images 12..23 have 25% holes, 0..11 none
     features = FixedFeatures()
-    fid = BucketedFID(buckets=((0.0, 0.1), (0.2, 0.3)), min_images=12, features=features)
+    fid = FID(buckets=((0.0, 0.1), (0.2, 0.3)), min_images=12, features=features)
     fid.update(preds[:10], target[:10], masks[:10])
     fid.update(preds[10:], target[10:], masks[10:])
     values = fid.compute()
     quantised = [features((x * 255 + 0.5).to(torch.uint8)).double().numpy() for x in (target, preds)]
     for key, rows in (("fid", slice(None)), ("fid_0-10%", slice(0, 12)), ("fid_20-30%", slice(12, None))):
         assert values[key] == pytest.approx(reference_fid(quantised[0][rows], quantised[1][rows]), rel=1e-3)
-    assert BucketedFID(((0.0, 0.1),), min_images=13, features=features).compute()["fid_0-10%"] is None
+    fewer = FID(((0.0, 0.1),), min_images=13, features=features)
+    fewer.update(preds[:12], target[:12], masks[:12])
+    assert fewer.compute().values[0] is None and "fid_0-10%" not in fewer.compute()  # 12 < 13 images
 
 
 def test_inception_fid_is_zero_for_identical_sets_and_large_for_noise(sample_data_dir):
@@ -175,3 +171,22 @@ def test_lpips_says_why_it_is_unavailable(monkeypatch, tmp_path):
     (tmp_path / "checkpoints").mkdir()
     (tmp_path / "checkpoints" / "vgg16-397923af.pth").write_bytes(b"")
     assert lpips_unavailable_reason("vgg") is None
+
+
+def test_lpips_is_the_mean_per_image_distance_per_bucket():
+    target = torch.rand(4, 3, 16, 16, generator=torch.Generator().manual_seed(2))
+    preds = target.clone()
+    preds[1:] += torch.tensor([0.1, 0.2, 0.3]).view(3, 1, 1, 1)
+    masks = torch.zeros(4, 1, 16, 16)
+    masks[2:, :, :4] = 1  # images 2 and 3: 25% holes
+
+    def mean_absolute_error(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:  # a stand-in distance
+        return (a - b).abs().flatten(1).mean(1)
+
+    lpips = LPIPS(buckets=((0.0, 0.1), (0.2, 0.3)), scorer=mean_absolute_error)
+    lpips.update(preds, target, masks)
+    values = {key: float(value) for key, value in lpips.compute().items()}
+    distances = mean_absolute_error(preds.clamp(0, 1), target).tolist()
+    assert values["lpips_0-10%"] == pytest.approx((distances[0] + distances[1]) / 2, rel=1e-6)
+    assert values["lpips_20-30%"] == pytest.approx((distances[2] + distances[3]) / 2, rel=1e-6)
+    assert values["lpips"] == pytest.approx(sum(distances) / 4, rel=1e-6) and values["lpips"] > 0.05

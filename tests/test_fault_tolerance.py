@@ -13,17 +13,16 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra.utils import instantiate
 
-from mtmsa.fault_tolerance import AtomicCheckpointIO, LastCheckpoint, resume_checkpoint
+from mtmsa.data.datamodule import build_datamodule
 from mtmsa.models.losses import InpaintingLoss
-from mtmsa.module import TrainingDivergedError
-from tests.conftest import compose_config
-from tests.test_train import TINY, free_port, logged_steps, run_training
+from mtmsa.training.fault_tolerance import AtomicCheckpointIO, LastCheckpoint, resume_checkpoint
+from mtmsa.training.module import TrainingDivergedError
+from tests.helpers.runs import TINY, free_port, logged_steps, run_training, train_config
 
 SAVER = """
 import sys, torch
-from mtmsa.fault_tolerance import AtomicCheckpointIO
+from mtmsa.training.fault_tolerance import AtomicCheckpointIO
 io, path = AtomicCheckpointIO(), sys.argv[1]
 print("ready", flush=True)
 version = 1
@@ -187,10 +186,10 @@ def test_sigterm_saves_last_checkpoint_and_ckpt_path_last_continues(tmp_path, sa
 
 
 def test_datamodule_restores_each_process_mask_stream(tmp_path, sample_data_dir):
-    cfg = compose_config(TINY, tmp_path, sample_data_dir)
+    cfg = train_config(TINY, tmp_path, sample_data_dir)
 
     def datamodule():
-        return instantiate(cfg.dataset, masks=instantiate(cfg.mask), sketches=instantiate(cfg.sketch), seed=3)
+        return build_datamodule(cfg, seed=3)
 
     images = {"image": torch.zeros(4, 3, 32, 32)}
     first = datamodule()

@@ -13,17 +13,13 @@ import torch
 from PIL import Image
 from torch import nn
 
-from mtmsa.checkpoints import load_generator
 from mtmsa.data.io import read_rgb
-from mtmsa.inpaint import Inpainter, context_window, main
-from tests.test_checkpoints import tiny_checkpoint
+from mtmsa.inference.checkpoints import load_generator
+from mtmsa.inference.inpainter import Inpainter, context_window
+from mtmsa.inpaint import main
+from tests.helpers.runs import CHECKPOINT_V0_1
 
 TRAINED_SIZE = 32  # the tiny checkpoint's dataset.image_size
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory, sample_data_dir) -> Path:
-    return tiny_checkpoint(tmp_path_factory, sample_data_dir)
 
 
 @pytest.fixture(scope="module")
@@ -178,3 +174,19 @@ def test_command_line_refuses_a_checkpoint_with_code_without_a_traceback(tmp_pat
         "Traceback" not in result.stderr and "refused" in result.stderr and "refers to print" in result.stderr
     )
     assert not (tmp_path / "o.png").exists()
+
+
+def test_a_checkpoint_written_by_version_0_1_still_inpaints_from_the_command_line(tmp_path):
+    image, hole = random_image(48, 40, seed=7), box_hole(48, 40, 10, 8, 16)
+    Image.fromarray(image).save(tmp_path / "in.png")
+    Image.fromarray(hole.astype(np.uint8) * 255).save(tmp_path / "hole.png")
+    result = subprocess.run(
+        [sys.executable, "-m", "mtmsa.inpaint", "--checkpoint", str(CHECKPOINT_V0_1), "--image",
+         str(tmp_path / "in.png"), "--mask", str(tmp_path / "hole.png"), "--out", str(tmp_path / "out.png")],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    filled = np.asarray(Image.open(tmp_path / "out.png"))
+    assert np.array_equal(filled[~hole], image[~hole]) and (filled[hole] != image[hole]).any()
+    expected = Inpainter(load_generator(CHECKPOINT_V0_1).generator, TRAINED_SIZE)(image, hole)
+    assert np.array_equal(filled, expected)  # the command and the library give the same pixels

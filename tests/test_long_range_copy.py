@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments" / "lo
 import patterns  # noqa: E402
 import run  # noqa: E402
 
-from mtmsa.baselines import mean_fill  # noqa: E402
+from mtmsa.evaluation.baselines import mean_fill  # noqa: E402
 from mtmsa.models.attention import ContextualAttention  # noqa: E402
 
 

@@ -1,32 +1,26 @@
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
-from PIL import Image
 
-from mtmsa.data import masks as mask_module
+from mtmsa.conf import CONFIG_DIR
 from mtmsa.data.masks import (
-    DEFAULT_BUCKETS,
     Boxes,
     BrushStrokes,
-    EvaluationMasks,
     FreeFormMasks,
     IrregularStrokes,
-    MaskFolder,
     MixedMasks,
     Segments,
-    bucket_labels,
-    bucket_of,
     fit_hole_ratio,
-    hole_ratio,
     rasterize_boxes,
     rasterize_segments,
 )
+from mtmsa.data.masks import rasterize as rasterize_module
+from mtmsa.utils.images import hole_ratio
 
-MASK_CONFIGS = sorted((Path(__file__).parents[1] / "conf" / "mask").glob("*.yaml"))
+MASK_CONFIGS = sorted((CONFIG_DIR / "mask").glob("*.yaml"))
 # Mean hole ratio of each config (batch of 32, seed 0), measured at 64 and 256 px: 0.34/0.34, 0.27/0.27, ...
 EXPECTED_MEAN_RATIO = {
     "box": (0.10, 0.25),
@@ -71,7 +65,7 @@ def test_mask_config_hole_ratio_mean_at_64_px(path):
 
 @pytest.mark.parametrize("name", ["deepfill", "lama_thick"])
 def test_hole_ratio_does_not_depend_on_resolution(name):
-    masks_of = load(Path(__file__).parents[1] / "conf" / "mask" / f"{name}.yaml")
+    masks_of = load(CONFIG_DIR / "mask" / f"{name}.yaml")
     small = hole_ratio(masks_of(32, 64, 64, generator=seeded(0))).mean().item()
     large = hole_ratio(masks_of(32, 256, 256, generator=seeded(0))).mean().item()
     low, high = EXPECTED_MEAN_RATIO[name]
@@ -111,7 +105,7 @@ def test_segment_rasterisation_matches_a_direct_distance():
 def test_segment_rasterisation_in_chunks_matches(monkeypatch):
     segments = BrushStrokes()(4, 40, 40, generator=seeded(3))
     whole = rasterize_segments(segments, 40, 40)
-    monkeypatch.setattr(mask_module, "_RASTER_BUDGET", 40 * 40 * 4 * 3)  # three segments per chunk
+    monkeypatch.setattr(rasterize_module, "_RASTER_BUDGET", 40 * 40 * 4 * 3)  # three segments per chunk
     assert torch.equal(rasterize_segments(segments, 40, 40), whole)
 
 
@@ -189,84 +183,3 @@ def test_mixed_masks_reject_mismatched_names():
 def test_free_form_masks_need_a_shape():
     with pytest.raises(ValueError, match="strokes, boxes or both"):
         FreeFormMasks()
-
-
-def test_bucket_labels_and_bucket_of():
-    assert bucket_labels() == ["0-10%", "10-20%", "20-30%", "30-40%", "40-50%", "50-60%"]
-    masks = torch.zeros(4, 1, 10, 10)
-    masks[1].view(-1)[:20] = 1  # exactly 0.2: bucket [0.2, 0.3)
-    masks[2].view(-1)[:59] = 1
-    masks[3].view(-1)[:70] = 1  # above every bucket
-    assert bucket_of(masks).tolist() == [0, 2, 5, -1]
-
-
-def test_evaluation_masks_are_a_pure_function_of_seed_and_index():
-    evaluation = EvaluationMasks(load(MASK_CONFIGS[0].with_name("deepfill.yaml")), seed=123)
-    pair = evaluation(torch.tensor([3, 7]), 48, 48)
-    single = EvaluationMasks(load(MASK_CONFIGS[0].with_name("deepfill.yaml")), seed=123)(
-        torch.tensor([7]), 48, 48
-    )
-    assert torch.equal(pair[1], single[0])
-    other_seed = EvaluationMasks(evaluation.masks, seed=124)(torch.tensor([7]), 48, 48)
-    assert not torch.equal(single, other_seed)
-    assert pair.device.type == "cpu" and set(pair.unique().tolist()) <= {0.0, 1.0}
-
-
-def test_evaluation_masks_land_in_their_buckets():
-    small_boxes = FreeFormMasks(boxes=Boxes(size=(0.1, 0.3)))  # needs fitting for the large buckets
-    evaluation = EvaluationMasks(small_boxes, seed=0, max_attempts=4, attempts_per_draw=2)
-    indices = torch.arange(12)
-    masks = evaluation(indices, 32, 32)
-    assert evaluation.bucket_of(masks).tolist() == (indices % len(DEFAULT_BUCKETS)).tolist()
-    assert evaluation.labels[2] == "20-30%"
-
-
-def write_png(path: Path, pixels: np.ndarray) -> None:
-    Image.fromarray(pixels.astype(np.uint8)).save(path)
-
-
-def test_mask_folder_reads_both_conventions(tmp_path):
-    white_square = np.zeros((8, 8), dtype=np.uint8)
-    white_square[2:6, 2:6] = 255
-    write_png(tmp_path / "a.png", white_square)
-    write_png(tmp_path / "b.png", 255 - white_square)
-    (tmp_path / "notes.txt").write_text("not a mask")
-    square = torch.zeros(8, 8)
-    square[2:6, 2:6] = 1
-
-    white = MaskFolder(tmp_path, convention="hole-white")(torch.tensor([0, 1]), 8, 8)
-    black = MaskFolder(tmp_path, convention="hole-black")(torch.tensor([0, 1, 2]), 8, 8)
-    assert len(MaskFolder(tmp_path)) == 2
-    assert torch.equal(white[0, 0], square) and torch.equal(white[1, 0], 1 - square)
-    assert torch.equal(black[0, 0], 1 - square) and torch.equal(black[1, 0], square)
-    assert torch.equal(black[2], black[0])  # indices wrap around
-
-
-def test_mask_folder_resizes_with_nearest(tmp_path):
-    half = np.zeros((4, 4), dtype=np.uint8)
-    half[:, :2] = 255
-    write_png(tmp_path / "half.png", half)
-    resized = MaskFolder(tmp_path)(torch.tensor([0]), 16, 8)
-    assert resized.shape == (1, 1, 16, 8)
-    assert (resized[0, 0, :, :4] == 1).all() and (resized[0, 0, :, 4:] == 0).all()
-
-
-def test_mask_folder_errors(tmp_path):
-    with pytest.raises(FileNotFoundError, match="does not exist"):
-        MaskFolder(tmp_path / "missing")
-    with pytest.raises(FileNotFoundError, match="holds no mask images"):
-        MaskFolder(tmp_path)
-    write_png(tmp_path / "a.png", np.zeros((4, 4)))
-    with pytest.raises(ValueError, match="hole-white"):
-        MaskFolder(tmp_path, convention="white")
-
-
-def test_evaluation_masks_cache_returns_the_same_masks():
-    from mtmsa.data.masks import Boxes, EvaluationMasks, FreeFormMasks
-
-    made = EvaluationMasks(FreeFormMasks(boxes=Boxes(count=(1, 2), size=(0.2, 0.5))), seed=5, cache_size=2)
-    indices = torch.tensor([0, 1, 2])
-    first = made(indices, 48, 40)
-    assert len(made._cache) == 2  # bounded
-    assert torch.equal(made(indices, 48, 40), first)
-    assert torch.equal(EvaluationMasks(made.masks, seed=5)(indices, 48, 40), first)

@@ -7,9 +7,9 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from mtmsa.baselines import pull_push_fill
 from mtmsa.models.discriminator import PatchDiscriminator
 from mtmsa.models.generator import ATANH_LIMIT, GeneratorOutput, InpaintGenerator
+from mtmsa.models.initial_fill import pull_push_fill
 from mtmsa.models.layers import GatedConv2d, GatedUpConv2d
 from mtmsa.models.losses import (
     InpaintingLoss,

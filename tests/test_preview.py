@@ -17,12 +17,13 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from PIL import Image
 
-from mtmsa.data.masks import hole_ratio
-from mtmsa.data.preview import sketch_steps, write_previews
+from mtmsa.conf import CONFIG_DIR
+from mtmsa.data.preview import sketch_steps, write_pictures
 from mtmsa.data.sketch import EdgeSketches, dilate
+from mtmsa.utils.images import hole_ratio
+from mtmsa.visualization.grids import PADDING, PADDING_GREY, TITLE_HEIGHT
 
 REPO = Path(__file__).resolve().parents[1]
-CONFIG_DIR = REPO / "conf"
 
 
 @pytest.fixture(scope="module")
@@ -48,14 +49,20 @@ def test_preview_writes_grid_histograms_and_sketch_steps(sample_data_dir, tmp_pa
     with initialize_config_dir(version_base="1.3", config_dir=str(CONFIG_DIR)):
         cfg = compose("preview", overrides=overrides, return_hydra_config=True)
         HydraConfig.instance().set_config(cfg)
-        written = write_previews(cfg)
+        written = write_pictures(cfg)
 
     assert written["samples"] == tmp_path / "preview_sample.png"
     grid = np.asarray(Image.open(written["samples"]))
-    assert grid.shape == (3 * 66 - 2, 4 * 66 - 2, 3)  # 3 rows, 4 columns of 64 px tiles, 2 px padding
-    assert (grid[:, 64:66] == 255).all() and (grid[64:66] == 255).all()
-    mask_tiles = grid[:, 66:130, 0]
-    assert set(np.unique(mask_tiles)) <= {0, 255} and mask_tiles.max() == 255  # binary masks, holes drawn
+    # a title strip, then 3 rows and 4 columns (image | mask | sketch | input) of 64 px tiles, 2 px apart
+    assert grid.shape == (TITLE_HEIGHT + PADDING + 3 * 66 - 2, 4 * 66 - 2, 3)
+    tiles = grid[TITLE_HEIGHT + PADDING :]
+    grey = round(PADDING_GREY * 255)  # the lines between tiles
+    assert (tiles[:, 64:66] == grey).all() and (tiles[64:66] == grey).all()
+    rows = np.concatenate([np.arange(r * 66, r * 66 + 64) for r in range(3)])  # the tiles, not the lines
+    mask_tiles = tiles[rows, 66:130, 0]
+    assert set(np.unique(mask_tiles)) <= {0, 255} and mask_tiles.max() == 255  # binary masks, holes white
+    inputs = tiles[rows, 3 * 66 :]
+    assert np.array_equal(inputs[mask_tiles == 255], np.full(((mask_tiles == 255).sum(), 3), 255))
     histogram = Image.open(written["histograms"])
     assert written["histograms"].name == "hole_ratio_histograms.png"
     assert histogram.width == 3 * 4 * 80 and histogram.height == 2 * 3 * 80  # all 6 mask configs: 2x3 panels

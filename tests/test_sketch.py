@@ -1,5 +1,3 @@
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
@@ -8,10 +6,11 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from skimage.data import astronaut
 
+from mtmsa.conf import CONFIG_DIR
 from mtmsa.data.sketch import EdgeSketches, NoSketches, label_components, max3x3
-from mtmsa.images import to_model_range
+from mtmsa.utils.images import to_model_range
 
-SKETCH_CONFIGS = sorted((Path(__file__).parents[1] / "conf" / "sketch").glob("*.yaml"))
+SKETCH_CONFIGS = sorted((CONFIG_DIR / "sketch").glob("*.yaml"))
 
 
 def seeded(seed: int) -> torch.Generator:

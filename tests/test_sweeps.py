@@ -14,10 +14,10 @@ from hydra.core.utils import JobReturn, JobStatus
 from hydra.types import RunMode
 from omegaconf import OmegaConf
 
-from mtmsa.errors import UserInputError
-from mtmsa.sweeps import JobRecord, SweepSummary, rank, read_records, write_summary
-from tests.conftest import CONFIG_DIR, compose_config
-from tests.test_train import TINY, run_cli
+from mtmsa.conf import CONFIG_DIR
+from mtmsa.training.sweeps import JobRecord, SweepSummary, rank, read_records, write_summary
+from mtmsa.utils.errors import UserInputError
+from tests.helpers.runs import TINY, run_cli, train_config
 
 # One iteration and one validation batch per job: the sweep machinery, not the model, is under test.
 TINY_JOB = [
@@ -282,7 +282,7 @@ EXPERIMENTS = {
 @pytest.mark.parametrize("name", sorted(EXPERIMENTS))
 def test_experiment_config_holds_its_schedule(name, tmp_path):
     data, width, iterations, batch, lr, sketch_p = EXPERIMENTS[name]
-    cfg = compose_config([f"experiment={name}"], tmp_path)
+    cfg = train_config([f"experiment={name}"], tmp_path)
     OmegaConf.resolve(cfg)
     assert cfg.dataset.name == data and cfg.dataset.image_size == 256
     assert cfg.model.generator.width == width and cfg.model.discriminator.width == 64

@@ -3,36 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 import wandb
 
-from mtmsa.train import train
-from tests.conftest import compose_config
-from tests.wandb_records import history
-
-TINY = [
-    "dataset.image_size=32",
-    "dataset.resize=40",
-    "dataset.batch_size=4",
-    "dataset.val_batch_size=6",
-    "model.generator.width=4",
-    "model.discriminator.width=8",
-    "model.discriminator.layers=4",
-    "callbacks.previews.every_n_steps=4",
-    "callbacks.previews.num_samples=2",
-]
-
-
-def run_training(tmp_path: Path, data_dir: Path, overrides: list[str]) -> tuple[dict[str, float], Path]:
-    cfg = compose_config(TINY + overrides, tmp_path / "run", data_dir)
-    return train(cfg), tmp_path / "run"
+from tests.helpers.runs import TINY, logged_steps, run_cli, run_training
+from tests.helpers.wandb_records import history
 
 
 @pytest.mark.parametrize("attention", ["mtmsa", "contextual", "none"])
@@ -83,13 +60,6 @@ def test_resume_continues_the_step_count(tmp_path, sample_data_dir):
     assert min(logged_steps(second)) >= max(logged_steps(first))  # logging continued, not from zero
 
 
-def logged_steps(run: Path) -> list[int]:
-    """The step column of a run's CSV metrics (Lightning logs the number of training batches done)."""
-    lines = (run / "csv" / "version_0" / "metrics.csv").read_text().splitlines()
-    column = lines[0].split(",").index("step")
-    return [int(line.split(",")[column]) for line in lines[1:]]
-
-
 def test_model_beats_mean_fill_on_sample_photos(tmp_path, sample_data_dir):
     """The quickstart's claim at a smaller size: trained briefly, the model fills holes better than the
     mean colour of the known pixels (hole PSNR on the held-out photos, same masks)."""
@@ -106,35 +76,6 @@ def test_model_beats_mean_fill_on_sample_photos(tmp_path, sample_data_dir):
         ],
     )
     assert metrics["val/psnr_hole"] > metrics["val/psnr_hole_mean_fill"] + 0.5, metrics
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def run_cli(
-    args: list[str], cwd: Path, data_dir: Path | None = None, env: dict | None = None, timeout: int = 300
-) -> subprocess.CompletedProcess:
-    """``python -m mtmsa.train args`` in ``cwd`` (also MTMSA_ROOT), data from ``data_dir`` when given."""
-    environment = {
-        **os.environ,
-        "MTMSA_ROOT": str(cwd),
-        "PYTHONUNBUFFERED": "1",
-        "MASTER_PORT": str(free_port()),
-        **(env or {}),
-    }
-    if data_dir is not None:
-        environment["MTMSA_DATA"] = str(data_dir)
-    return subprocess.run(
-        [sys.executable, "-m", "mtmsa.train", *args],
-        cwd=cwd,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
 
 
 def test_missing_dataset_is_one_clear_error(tmp_path):

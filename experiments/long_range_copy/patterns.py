@@ -25,7 +25,7 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
-from mtmsa.images import to_model_range
+from mtmsa.utils.images import to_model_range
 
 KINDS = ("stripes", "checkers", "dots")
 HOLE_SIDE = (0.30, 0.45)

@@ -7,7 +7,7 @@
 Data: :mod:`patterns` (periodic textures, box holes larger than the period, distractors outside the hole):
 a training pool and a validation set made once from two fixed seeds; each run draws its batches from the
 pool in an order given by its seed (the seed also sets the initial weights). Model: the real :class:`mtmsa.models.generator.InpaintGenerator` at small width with
-each attention variant built from ``conf/model/attention/<name>.yaml`` (the factories the configs use) with
+each attention variant built from ``mtmsa/conf/model/attention/<name>.yaml`` (the factories the configs use) with
 ``heads`` and ``temperature.mode`` overridden. Training: the reconstruction loss only
 (``InpaintingLoss.generator_loss(..., fake_logits=None)``, L1 of both stages), no discriminator, so the
 ablation isolates the attention; Adam and the same iterations, batch and learning rate for every variant.
@@ -40,14 +40,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from patterns import PatternBatch, lattice_copy_fill, make_batch  # noqa: E402
 
-from mtmsa.baselines import mean_fill, pull_push_fill, telea_fill  # noqa: E402
-from mtmsa.images import composite, to_unit_range  # noqa: E402
-from mtmsa.metrics import METRIC_NAMES, HeadStatistics, per_image_metrics  # noqa: E402
+from mtmsa.conf import CONFIG_DIR  # noqa: E402
+from mtmsa.evaluation.baselines import mean_fill, telea_fill  # noqa: E402
+from mtmsa.evaluation.metrics import METRIC_NAMES, HeadStatistics, per_image_metrics  # noqa: E402
 from mtmsa.models.generator import InpaintGenerator  # noqa: E402
+from mtmsa.models.initial_fill import pull_push_fill  # noqa: E402
 from mtmsa.models.losses import InpaintingLoss  # noqa: E402
+from mtmsa.utils.images import composite, to_unit_range  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
-ATTENTION_CONFIGS = HERE.parents[1] / "conf" / "model" / "attention"
+ATTENTION_CONFIGS = CONFIG_DIR / "model" / "attention"
 TRAINING_SEED, VALIDATION_SEED = 1_000_002, 1_000_003
 EXAMPLES = 6
 PSNR, L1 = METRIC_NAMES.index("psnr_hole"), METRIC_NAMES.index("l1_hole")
@@ -55,7 +57,7 @@ PSNR, L1 = METRIC_NAMES.index("psnr_hole"), METRIC_NAMES.index("l1_hole")
 
 @dataclass(frozen=True)
 class Variant:
-    """One attention choice: a config of conf/model/attention, for MTMSA its heads and temperature mode, and
+    """One attention choice: a config of mtmsa/conf/model/attention, for MTMSA its heads and temperature mode, and
     optionally another patch size than the config's."""
 
     config: str
@@ -91,14 +93,13 @@ class Settings:
     batch: int = 16
     iterations: int = 400
     lr: float = 2e-3
-    l1_valid: float = 1.0
     training_images: int = 4096
     validation_images: int = 256
     initial_fill: str = "pull_push"
 
 
 def attention_factory(variant: Variant):
-    """``conf/model/attention/<config>.yaml`` with heads, temperature mode and patch size overridden, instantiated."""
+    """``mtmsa/conf/model/attention/<config>.yaml`` with heads, temperature mode and patch size overridden, instantiated."""
     config = OmegaConf.load(ATTENTION_CONFIGS / f"{variant.config}.yaml")
     if variant.mode is not None:
         config.heads = variant.heads
@@ -129,7 +130,7 @@ def evaluate(model: InpaintGenerator, validation: PatternBatch, heads: int | Non
     model.eval()
     chunks = [PatternBatch(*parts) for parts in zip(*(t.split(64) for t in validation), strict=True)]
     metrics = []
-    temperatures = HeadStatistics(heads) if heads else None
+    temperatures = HeadStatistics() if heads else None
     hole_sum = hole_count = 0.0
     for i, chunk in enumerate(chunks):
         output = model(*sketch_free(chunk))
@@ -164,7 +165,7 @@ def train_run(
         width=settings.width, attention=attention_factory(variant), initial_fill=settings.initial_fill
     )
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
-    loss = InpaintingLoss(l1_valid=settings.l1_valid)
+    loss = InpaintingLoss()
     data = torch.Generator().manual_seed(seed)
     losses = []
     for _ in range(settings.iterations):

@@ -14,17 +14,29 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig
 from torch.utils.data import DataLoader
 
 from mtmsa.data.datasets import ImageFolderDataset, build_transform
-from mtmsa.data.masks import EvaluationMasks
 from mtmsa.data.seeds import sample_seed
 from mtmsa.data.sketch import NoSketches
+from mtmsa.evaluation.masks import EvaluationMasks
 
 Batch = dict[str, torch.Tensor]
+MaskSet = Callable[[torch.Tensor, int, int], torch.Tensor]
+"""Fixed masks by sample index: ``masks(indices (B,) long, height, width) -> (B,1,H,W)`` on the CPU."""
 
 
 class InpaintingDataModule(pl.LightningDataModule):
+    """Images of ``root/train_dir`` and ``root/val_dir`` with masks and sketches.
+
+    ``masks``: the training mask generator (the ``mask`` config group); ``sketches``: the sketch generator
+    (``sketch``); ``eval_masks``: the fixed masks of validation (default: :class:`EvaluationMasks` of
+    ``masks`` seeded with ``eval_seed``; ``python -m mtmsa.evaluate mask_dir=...`` gives a
+    :class:`~mtmsa.evaluation.masks.MaskFolder`). Build it from a composed config with :func:`build_datamodule`.
+    """
+
     def __init__(
         self,
         name: str,
@@ -50,6 +62,7 @@ class InpaintingDataModule(pl.LightningDataModule):
         masks: Callable[..., torch.Tensor] | None = None,
         sketches: Callable[..., torch.Tensor] | None = None,
         seed: int = 0,
+        eval_masks: MaskSet | None = None,
     ) -> None:
         super().__init__()
         if masks is None:
@@ -70,7 +83,7 @@ class InpaintingDataModule(pl.LightningDataModule):
         self.eval_seed = eval_seed
         self.seed = seed
         self.masks = masks
-        self.eval_masks = EvaluationMasks(masks, seed=eval_seed)
+        self.eval_masks = eval_masks if eval_masks is not None else EvaluationMasks(masks, seed=eval_seed)
         self.sketches = sketches if sketches is not None else NoSketches()
         self.train_set: ImageFolderDataset | None = None
         self.val_set: ImageFolderDataset | None = None
@@ -186,3 +199,12 @@ class InpaintingDataModule(pl.LightningDataModule):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self._rng = None
         self._rng_states = state_dict.get("mask_rng_states")
+
+
+def build_datamodule(cfg: DictConfig, **overrides: Any) -> InpaintingDataModule:
+    """The DataModule of a composed config (train, evaluate or preview): its ``dataset`` node with the mask
+    and sketch generators of its ``mask`` and ``sketch`` nodes; ``overrides`` replace constructor arguments
+    (``seed=``, ``val_batch_size=``, ``eval_masks=``, ...)."""
+    return instantiate(
+        cfg.dataset, masks=instantiate(cfg.mask), sketches=instantiate(cfg.sketch), **overrides
+    )

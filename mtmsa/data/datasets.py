@@ -35,8 +35,8 @@ from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from mtmsa.data.io import IMAGE_EXTENSIONS, ImageReadError, max_pixels_limit, read_image_size, read_rgb
-from mtmsa.errors import UserInputError
-from mtmsa.images import to_model_range
+from mtmsa.utils.errors import UserInputError
+from mtmsa.utils.images import to_model_range
 
 _WARNING_NAMES = 5
 _RECORDED_FAILURES = 100

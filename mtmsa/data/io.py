@@ -30,7 +30,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from mtmsa.errors import UserInputError
+from mtmsa.utils.errors import UserInputError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 DEFAULT_MAX_PIXELS = 100_000_000

@@ -1,12 +1,13 @@
-"""Pictures of the training data: ``python -m mtmsa.data.preview [dataset=... mask=... sketch=...]``.
+"""Pictures of the training data: ``python -m mtmsa.data.preview [dataset=... mask=... sketch=...]`` (or
+``mtmsa-preview``).
 
-Composes conf/preview.yaml (the ``dataset``, ``mask``, ``sketch`` and ``paths`` groups of conf/train.yaml)
-and writes into ``out_dir``:
+Composes mtmsa/conf/preview.yaml (the ``dataset``, ``mask``, ``sketch`` and ``paths`` groups of
+mtmsa/conf/train.yaml) and writes into ``out_dir`` (drawn by :mod:`mtmsa.visualization`):
 
-- ``preview_<dataset>.png``: one training sample per row, image | mask | sketch | masked input, with the
+- ``preview_<dataset>.png``: one training sample per row, image | mask | sketch | input, with the
   masks and sketches of the training distribution (``add_training_masks`` with a seeded generator);
 - ``hole_ratio_histograms.png``: the hole-ratio histogram of the selected mask config, or one panel per
-  option of conf/mask with ``all_masks=true``;
+  option of mtmsa/conf/mask with ``all_masks=true``;
 - ``sketch_steps.png``: the steps of :class:`~mtmsa.data.sketch.EdgeSketches` for a few of the samples
   (only when the sketch config is ``edges``).
 """
@@ -14,12 +15,11 @@ and writes into ``out_dir``:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 
 import hydra
 import kornia
-import matplotlib
 import numpy as np
 import torch
 from hydra import compose
@@ -30,25 +30,13 @@ from omegaconf import DictConfig
 from tqdm.auto import tqdm
 
 import mtmsa  # noqa: F401  (registers the config resolvers)
-from mtmsa.cli import exit_on_user_error
-from mtmsa.data.datamodule import Batch, InpaintingDataModule
-from mtmsa.data.masks import DEFAULT_BUCKETS, hole_ratio
+from mtmsa.conf import CONFIG_PATH
+from mtmsa.data.datamodule import Batch, InpaintingDataModule, build_datamodule
 from mtmsa.data.sketch import EdgeSketches
-from mtmsa.images import masked_input, to_unit_range
-from mtmsa.previews import image_grid, save_png
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
-
-SKETCH_STEP_TITLES = (
-    "image",
-    "blurred grey",
-    "edge strength",
-    "cleaned strokes",
-    "partly dropped",
-    "warped",
-    "kept in hole",
-)
+from mtmsa.utils.cli import exit_on_user_error
+from mtmsa.utils.images import hole_ratio, to_unit_range
+from mtmsa.visualization.data_pictures import plot_hole_ratio_histograms, plot_sketch_steps
+from mtmsa.visualization.grids import save_png, training_sample_grid
 
 
 def training_samples(datamodule: InpaintingDataModule, num_samples: int, seed: int) -> Batch:
@@ -65,14 +53,6 @@ def training_samples(datamodule: InpaintingDataModule, num_samples: int, seed: i
     return datamodule.add_training_masks(batch, torch.Generator().manual_seed(seed))
 
 
-def sample_grid(batch: Batch) -> torch.Tensor:
-    """(3, rows, cols) in [0, 1]: one sample per row, image | mask | sketch | masked input."""
-    images, masks = batch["image"], batch["mask"]
-    return image_grid(
-        [to_unit_range(images), masks, batch["sketch"], to_unit_range(masked_input(images, masks))]
-    )
-
-
 def hole_ratios(
     masks: Callable[..., torch.Tensor], count: int, size: int, batch_size: int, seed: int, name: str = ""
 ) -> np.ndarray:
@@ -85,36 +65,6 @@ def hole_ratios(
             ratios.append(hole_ratio(masks(drawn, size, size, generator=generator)))
             progress.update(drawn)
     return torch.cat(ratios).numpy()
-
-
-def plot_hole_ratio_histograms(ratios: Mapping[str, np.ndarray], size: int, path: str | Path) -> Path:
-    """One histogram panel per mask config (name -> hole ratios), with the evaluation buckets shaded."""
-    columns = min(3, len(ratios))
-    rows = math.ceil(len(ratios) / columns)
-    figure, axes = plt.subplots(rows, columns, figsize=(4 * columns, 3 * rows), squeeze=False)
-    bins = np.linspace(0.0, 1.0, 51)
-    for axis, (name, values) in zip(axes.flat, ratios.items(), strict=False):
-        for number, (low, high) in enumerate(DEFAULT_BUCKETS):
-            axis.axvspan(low, high, color="0.92" if number % 2 else "0.85", zorder=0)
-        axis.hist(values, bins=bins, color="tab:blue", zorder=1)
-        axis.axvline(float(values.mean()), color="tab:red", linewidth=1, zorder=2)
-        axis.set_title(f"{name}: mean {values.mean():.2f}, n={len(values)}")
-        axis.set_xlim(0, 1)
-        axis.set_xlabel("hole ratio")
-    for axis in list(axes.flat)[len(ratios) :]:
-        axis.axis("off")
-    figure.suptitle(f"Hole ratios at {size}x{size} (shaded: evaluation buckets; red: mean)")
-    return save_figure(figure, path)
-
-
-def save_figure(figure, path: str | Path) -> Path:
-    """Lay out, write as PNG (creating the folder) and close a matplotlib figure."""
-    figure.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=80)
-    plt.close(figure)
-    return path
 
 
 def sketch_steps(sketches: EdgeSketches, images: torch.Tensor, masks: torch.Tensor, seed: int) -> list:
@@ -141,26 +91,6 @@ def sketch_steps(sketches: EdgeSketches, images: torch.Tensor, masks: torch.Tens
     ]
 
 
-def plot_sketch_steps(steps: list, masks: torch.Tensor, path: str | Path) -> Path:
-    """A figure of ``sketch_steps`` output: one row per image, one titled column per step. The last column
-    shows the sketch in red over the image with its hole greyed out."""
-    image, *maps, kept = steps
-    hole_view = image * (1 - 0.6 * masks) + 0.3 * masks
-    overlay = torch.where(kept.bool(), torch.tensor([1.0, 0.0, 0.0]).view(1, 3, 1, 1), hole_view)
-    columns = [image, *maps, overlay]
-    rows = image.shape[0]
-    figure, axes = plt.subplots(rows, len(columns), figsize=(1.9 * len(columns), 2.0 * rows), squeeze=False)
-    for col, (title, tiles) in enumerate(zip(SKETCH_STEP_TITLES, columns, strict=True)):
-        for row in range(rows):
-            axis = axes[row, col]
-            axis.imshow(tiles[row].expand(3, -1, -1).permute(1, 2, 0).cpu().numpy(), interpolation="nearest")
-            axis.set_xticks([])
-            axis.set_yticks([])
-            if row == 0:
-                axis.set_title(title, fontsize=9)
-    return save_figure(figure, path)
-
-
 def mask_configs(cfg: DictConfig) -> dict[str, DictConfig]:
     """The selected mask config under its option name, or every option of the ``mask`` group."""
     if not cfg.all_masks:
@@ -169,12 +99,13 @@ def mask_configs(cfg: DictConfig) -> dict[str, DictConfig]:
     return {name: compose(f"mask/{name}").mask for name in names}
 
 
-def write_previews(cfg: DictConfig) -> dict[str, Path]:
-    """Write the pictures of ``cfg`` (conf/preview.yaml) into ``cfg.out_dir``; returns name -> path."""
+def write_pictures(cfg: DictConfig) -> dict[str, Path]:
+    """Write the pictures of ``cfg`` (mtmsa/conf/preview.yaml) into ``cfg.out_dir``; returns name -> path."""
     out_dir = Path(cfg.out_dir)
-    datamodule = instantiate(cfg.dataset, masks=instantiate(cfg.mask), sketches=instantiate(cfg.sketch))
+    datamodule = build_datamodule(cfg)
     batch = training_samples(datamodule, cfg.num_samples, cfg.seed)
-    written = {"samples": save_png(sample_grid(batch), out_dir / f"preview_{cfg.dataset.name}.png")}
+    grid = training_sample_grid(batch["image"], batch["mask"], batch["sketch"])
+    written = {"samples": save_png(grid, out_dir / f"preview_{cfg.dataset.name}.png")}
     ratios = {
         name: hole_ratios(
             instantiate(node),
@@ -196,10 +127,10 @@ def write_previews(cfg: DictConfig) -> dict[str, Path]:
     return written
 
 
-@hydra.main(version_base="1.3", config_path="../../conf", config_name="preview")
+@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="preview")
 def main(cfg: DictConfig) -> None:
     with exit_on_user_error():
-        for name, path in write_previews(cfg).items():
+        for name, path in write_pictures(cfg).items():
             print(f"{name}: wrote {path}")
 
 

@@ -14,16 +14,8 @@ import kornia
 import torch
 import torch.nn.functional as F
 
-from mtmsa.images import to_unit_range
-
-
-def _range(values: Sequence[float], name: str) -> tuple[float, float]:
-    low, high = (float(v) for v in values)
-    if not 0 <= low <= high:
-        raise ValueError(
-            f"sketch option {name} must be a range [low, high] with 0 <= low <= high, got {list(values)}"
-        )
-    return low, high
+from mtmsa.data.options import option_range
+from mtmsa.utils.images import to_unit_range
 
 
 def _uniform(bounds: tuple[float, float], shape, generator, device: torch.device) -> torch.Tensor:
@@ -116,13 +108,13 @@ class EdgeSketches:
             raise ValueError(f"sketch probability p must be in [0, 1], got {p}")
         self.p = float(p)
         self.blur = float(blur)
-        self.high_threshold = _range(high_threshold, "high_threshold")
-        self.low_ratio = _range(low_ratio, "low_ratio")
+        self.high_threshold = option_range(high_threshold, "sketch option high_threshold")
+        self.low_ratio = option_range(low_ratio, "sketch option low_ratio")
         if self.low_ratio[1] > 1:
             raise ValueError(f"sketch option low_ratio must lie within [0, 1], got {list(low_ratio)}")
         self.join = float(join)
         self.min_length = float(min_length)
-        self.drop = _range(drop, "drop")
+        self.drop = option_range(drop, "sketch option drop")
         if self.drop[1] >= 1:
             raise ValueError(
                 f"sketch option drop must stay below 1 (fraction of strokes removed), got {list(drop)}"

@@ -1,9 +1,9 @@
 """Masked self-attention for inpainting: MTMSA, DeepFill's contextual attention, and a no-op.
 
 All three modules share ``forward(x, mask, return_attention=False, guide=None) -> (y, aux)`` with x
-(B,C,H,W), mask (B,1,H',W') of any size (1 = hole), y (B,C,H,W), and an optional ``guide`` (B,G,H,W): what
-to match on, when that is not x. They take ``channels`` as first constructor argument and accept
-``guide_channels``.
+(B,C,H,W), mask (B,1,H',W') of any size (1 = hole), y (B,C,H,W), aux an
+:class:`~mtmsa.models.outputs.AttentionOutput`, and an optional ``guide`` (B,G,H,W): what to match on, when
+that is not x. They take ``channels`` as first constructor argument and accept ``guide_channels``.
 
 **TemperatureMaskedAttention (MTMSA).**
 
@@ -43,10 +43,11 @@ to match on, when that is not x. They take ``channels`` as first constructor arg
 - Paths. ``fused=True`` calls ``scaled_dot_product_attention`` with the temperature folded into the
   queries (q / t, scale=1.0); the (HW)x(HW) matrix is never built. Usable keys are gathered first
   (padded to the batch's largest count, padding masked by a boolean (B,1,1,M) mask), so the cost scales
-  with the known area: 25% faster at a 25% hole (measured), at the price of one host sync for M. q, k, v are made contiguous in (B, heads, HW, d) layout: on CPU a non-contiguous last dimension
-  silently falls back to the math kernel (measured: 2.3 GB instead of 11 MB at 64x64, batch 4), while a
-  boolean mask keeps the flash kernel (same memory and speed as an additive float mask or no mask).
-  The reference path (explicit matmul + softmax) is used when ``fused=False`` or ``return_attention=True``.
+  with the known area, at the price of one host sync for M. q, k, v are made contiguous in
+  (B, heads, HW, d) layout, which keeps CPU SDPA on its flash kernel (a non-contiguous last dimension
+  falls back to the math kernel; a boolean mask does not). The reference path (explicit matmul +
+  softmax) is used when ``fused=False`` or ``return_attention=True``. The measurements behind these
+  choices are in experiments/attention_results.md ("Findings").
 
 **ContextualAttention** is DeepFill v1's layer with exact masking; **IdentityAttention** is the ``none``
 option.
@@ -61,8 +62,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mtmsa.models.outputs import AttentionOutput
+
 TEMPERATURE_MODES = ("constant", "learned_scalar", "learned_map")
 MERGES = ("replace_hole", "gated_residual")
+MATCHINGS = ("footprint", "projections")
 
 
 def _check_option(name: str, value: str, allowed: tuple[str, ...]) -> None:
@@ -172,6 +176,10 @@ class TemperatureMaskedAttention(nn.Module):
         merge: one of ``MERGES``.
         fused: use ``scaled_dot_product_attention`` (True) or the explicit reference (False).
         guide_channels: channels of the ``guide`` that ``forward`` matches on (None: C, matching on x).
+        matching: ``footprint`` (a shared kxk descriptor of the guide for queries and keys, see the module
+            docstring) or ``projections`` (mtmsa 0.1's design, kept for its checkpoints and as an ablation:
+            a 1x1 query projection and a kxk key-and-value projection of x, PyTorch's default init; the
+            guide is not used).
     """
 
     def __init__(
@@ -185,23 +193,44 @@ class TemperatureMaskedAttention(nn.Module):
         merge: str = "replace_hole",
         fused: bool = True,
         guide_channels: int | None = None,
+        matching: str = "footprint",
     ) -> None:
         super().__init__()
         _check_option("merge", merge, MERGES)
+        _check_option("matching", matching, MATCHINGS)
         if heads < 1 or channels % heads:
             raise ValueError(f"attention heads={heads} must be >= 1 and divide channels={channels}")
         if patch_size < 1 or patch_size % 2 == 0:
             raise ValueError(f"attention patch_size={patch_size} must be an odd number >= 1")
         self.heads, self.patch_size, self.merge, self.fused = heads, patch_size, merge, fused
         self.temperature = Temperature(temperature, heads, channels, temperature_range, temperature_init)
-        self.match = nn.Conv2d(guide_channels or channels, channels, patch_size, padding=patch_size // 2)
-        self.value = nn.Conv2d(channels, channels, 1)
+        self.matching = matching
+        padding = patch_size // 2
+        if matching == "footprint":
+            self.match = nn.Conv2d(guide_channels or channels, channels, patch_size, padding=padding)
+            self.value = nn.Conv2d(channels, channels, 1)
+        else:
+            self.query = nn.Conv2d(channels, channels, 1)
+            self.key_value = nn.Conv2d(channels, 2 * channels, patch_size, padding=padding)
         self.out_proj = nn.Conv2d(channels, channels, 1)
         self.gate = nn.Conv2d(2 * channels, channels, 1) if merge == "gated_residual" else None
-        with torch.no_grad():
-            for conv in (self.value, self.out_proj):
-                conv.weight.copy_(torch.eye(channels).view_as(conv.weight))
-                conv.bias.zero_()
+        if matching == "footprint":
+            with torch.no_grad():
+                for conv in (self.value, self.out_proj):
+                    conv.weight.copy_(torch.eye(channels).view_as(conv.weight))
+                    conv.bias.zero_()
+
+    def _queries_keys_values(
+        self, x: torch.Tensor, guide: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """L2-normalised queries and keys and the values, each (B, heads, HW, C // heads)."""
+        if self.matching == "footprint":
+            descriptors = F.normalize(
+                _heads_last(self.match(x if guide is None else guide), self.heads), dim=-1
+            )
+            return descriptors, descriptors, _heads_last(self.value(x), self.heads)
+        keys, values = (_heads_last(t, self.heads) for t in self.key_value(x).chunk(2, dim=1))
+        return F.normalize(_heads_last(self.query(x), self.heads), dim=-1), F.normalize(keys, dim=-1), values
 
     def forward(
         self,
@@ -209,7 +238,7 @@ class TemperatureMaskedAttention(nn.Module):
         mask: torch.Tensor,
         return_attention: bool = False,
         guide: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    ) -> tuple[torch.Tensor, AttentionOutput]:
         """x (B,C,H,W), mask (B,1,H',W'), guide (B,G,H,W) or None (match on x) -> y (B,C,H,W), aux with
         ``temperature`` (B,heads,H,W), ``hole`` (B,1,H,W) key mask, and ``attention`` (B,heads,HW,HW) if
         ``return_attention``."""
@@ -219,10 +248,9 @@ class TemperatureMaskedAttention(nn.Module):
         usable, has_context = usable_keys(key_hole)
         temperature = self.temperature(x, hole)
 
-        descriptors = F.normalize(_heads_last(self.match(x if guide is None else guide), self.heads), dim=-1)
-        q = descriptors / temperature.reshape(b, self.heads, h * w, 1).to(descriptors.dtype)
-        k, v = descriptors, _heads_last(self.value(x), self.heads)
-        aux = {"temperature": temperature, "hole": key_hole.to(x.dtype)}
+        q, k, v = self._queries_keys_values(x, guide)
+        q = q / temperature.reshape(b, self.heads, h * w, 1).to(q.dtype)
+        probabilities = None
         if self.fused and not return_attention:
             k, v, key_mask = usable_keys_first(usable, k, v)
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask, scale=1.0)
@@ -230,13 +258,17 @@ class TemperatureMaskedAttention(nn.Module):
             logits = (q @ k.transpose(2, 3)).masked_fill(~usable.view(b, 1, 1, h * w), float("-inf"))
             probabilities = logits.softmax(dim=-1)
             out = probabilities @ v
-            if return_attention:
-                aux["attention"] = probabilities
         attended = self.out_proj(out.transpose(2, 3).reshape(b, c, h, w))
         if self.gate is None:
             merged = torch.where(hole, attended, x)
         else:
             merged = x + torch.sigmoid(self.gate(torch.cat([x, attended], dim=1))) * attended
+        aux = AttentionOutput(
+            temperature=temperature,
+            hole=key_hole.to(x.dtype),
+            attention=probabilities if return_attention else None,
+            temperature_range=(self.temperature.t_min, self.temperature.t_max),
+        )
         return torch.where(has_context, merged, x), aux
 
 
@@ -248,6 +280,7 @@ def build_mtmsa(
     merge: str,
     fused: bool = True,
     guide_channels: int | None = None,
+    matching: str = "footprint",
 ) -> TemperatureMaskedAttention:
     """Hydra factory: ``temperature`` is a mapping with keys ``mode``, ``range`` (2-list) and ``init``."""
     missing = {"mode", "range", "init"} - set(temperature)
@@ -263,6 +296,7 @@ def build_mtmsa(
         merge=merge,
         fused=fused,
         guide_channels=guide_channels,
+        matching=matching,
     )
 
 
@@ -281,8 +315,8 @@ class ContextualAttention(nn.Module):
     result pastes 2*rate x 2*rate full-resolution patches with stride ``rate`` (fold = transposed
     convolution; overlaps averaged by their true count, where DeepFill divides by 4 also at the border). Output: x outside the feature-scale hole, the paste inside; a
     sample without usable background patches returns x. ``return_attention`` is accepted and ignored
-    (aux is empty). ``channels``, ``guide_channels`` and ``guide`` are accepted for the shared signature:
-    like DeepFill, it matches the features themselves.
+    (the record is empty). ``channels``, ``guide_channels`` and ``guide`` are accepted for the shared
+    signature: like DeepFill, it matches the features themselves.
     """
 
     def __init__(
@@ -324,8 +358,8 @@ class ContextualAttention(nn.Module):
         mask: torch.Tensor,
         return_attention: bool = False,
         guide: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """x (B,C,H,W) with H, W divisible by ``rate``, mask (B,1,H',W') -> y (B,C,H,W), {}."""
+    ) -> tuple[torch.Tensor, AttentionOutput]:
+        """x (B,C,H,W) with H, W divisible by ``rate``, mask (B,1,H',W') -> y (B,C,H,W), an empty record."""
         b, c, h, w = x.shape
         r = self.rate
         if h % r or w % r:
@@ -343,11 +377,11 @@ class ContextualAttention(nn.Module):
         paste = dict(output_size=(h, w), kernel_size=2 * r, padding=r // 2, stride=r)
         coverage = F.fold(x.new_ones(1, (2 * r) ** 2, raw.shape[-1]), **paste)
         pasted = F.fold(raw @ attention, **paste) / coverage
-        return torch.where(has_context, torch.where(hole, pasted, x), x), {}
+        return torch.where(has_context, torch.where(hole, pasted, x), x), AttentionOutput()
 
 
 class IdentityAttention(nn.Module):
-    """The ``none`` option: returns x unchanged and an empty aux dict (``guide`` is ignored)."""
+    """The ``none`` option: returns x unchanged and an empty record (``guide`` is ignored)."""
 
     def __init__(self, channels: int, guide_channels: int | None = None) -> None:
         super().__init__()
@@ -359,5 +393,5 @@ class IdentityAttention(nn.Module):
         mask: torch.Tensor,
         return_attention: bool = False,
         guide: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        return x, {}
+    ) -> tuple[torch.Tensor, AttentionOutput]:
+        return x, AttentionOutput()

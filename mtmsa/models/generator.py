@@ -6,14 +6,14 @@ into the known pixels and refined by two parallel branches at 1/4 resolution: di
 
 Each stage predicts a residual: ``tanh(raw + atanh(base))``, where the coarse stage's base is an initial
 fill of the hole (``initial_fill="pull_push"``: a smooth interpolation from the hole's border, see
-:func:`mtmsa.baselines.pull_push_fill`; ``"none"``: 0) and the refinement's base is the coarse result pasted
+:func:`mtmsa.models.initial_fill.pull_push_fill`; ``"none"``: 0) and the refinement's base is the coarse result pasted
 into the known pixels. The last convolution of each decoder starts near zero, so the untrained generator
 returns nearly the initial fill, and training only has to learn what a smooth interpolation misses
 (texture, structure, distant context).
 
 The attention module is not imported here: the generator receives a factory called as
 ``attention(channels=4 * width, guide_channels=48)`` whose module maps
-``(x (B,C,H,W), mask (B,1,H',W'), guide=(B,48,H,W)) -> (y, aux)``. The guide is the known image (holes
+``(x (B,C,H,W), mask (B,1,H',W'), guide=(B,48,H,W)) -> (y, AttentionOutput)``. The guide is the known image (holes
 blank) rearranged to the attention's resolution, each position holding its 4x4 pixels: what to match on,
 since the features of a hole position only describe the coarse fill, which knows nothing of where the
 hole's content might be found.
@@ -28,9 +28,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mtmsa.baselines import pull_push_fill
-from mtmsa.images import composite, masked_input
+from mtmsa.models.initial_fill import pull_push_fill
 from mtmsa.models.layers import GatedConv2d, GatedUpConv2d
+from mtmsa.models.outputs import AttentionOutput
+from mtmsa.utils.images import composite, masked_input
 
 DILATIONS = (2, 4, 8, 16)
 FEATURE_STRIDE = 4  # the encoders' downsampling: the attention works at 1/4 of the image's resolution
@@ -45,7 +46,7 @@ class GeneratorOutput(NamedTuple):
 
     coarse: torch.Tensor
     refined: torch.Tensor
-    aux: dict[str, torch.Tensor]
+    aux: AttentionOutput
     initial_fill: torch.Tensor | None = None
 
 
@@ -95,7 +96,7 @@ def _decoder(in_channels: int, width: int) -> nn.Sequential:
 class RefinementNetwork(nn.Module):
     """Second stage: a dilated branch and an attention branch at 1/4 resolution, merged and decoded.
 
-    Shape: x (B, in_channels, H, W), masks (B,1,H,W) -> ((B,3,H,W) raw residual, aux dict of the attention).
+    Shape: x (B, in_channels, H, W), masks (B,1,H,W) -> ((B,3,H,W) raw residual, the attention's record).
     """
 
     def __init__(self, in_channels: int, width: int, attention: Callable[..., nn.Module] | None) -> None:
@@ -112,10 +113,10 @@ class RefinementNetwork(nn.Module):
 
     def forward(
         self, x: torch.Tensor, masks: torch.Tensor, known: torch.Tensor
-    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    ) -> tuple[torch.Tensor, AttentionOutput]:
         """``known``: the image with its holes blanked (B,3,H,W), matched on by the attention."""
         context = self.attention_encoder(x)
-        aux: dict[str, torch.Tensor] = {}
+        aux = AttentionOutput()
         if self.attention is not None:
             guide = F.pixel_unshuffle(known, FEATURE_STRIDE)
             context, aux = self.attention(context, masks, guide=guide)

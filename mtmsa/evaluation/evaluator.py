@@ -1,0 +1,116 @@
+"""What ``python -m mtmsa.evaluate`` scores and how: the fill (a checkpoint's generator or a classical fill)
+and every metric of one evaluation, per hole-ratio bucket and in total."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig
+
+from mtmsa.evaluation.baselines import BASELINES
+from mtmsa.evaluation.buckets import DEFAULT_BUCKETS, metric_key
+from mtmsa.evaluation.fid import FID
+from mtmsa.evaluation.lpips import LPIPS, lpips_unavailable_reason
+from mtmsa.evaluation.metrics import METRIC_NAMES, InpaintingMetrics
+from mtmsa.inference.checkpoints import load_generator
+from mtmsa.utils.errors import UserInputError
+from mtmsa.utils.images import composite, to_unit_range
+
+COLUMNS = ("hole ratio", "images", *METRIC_NAMES, "fid", "lpips")
+Fill = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+"""``fill(images, masks, sketches) -> completed images``: (B,3,H,W) in [-1, 1], known pixels unchanged."""
+
+
+class EvaluationSettingError(UserInputError):
+    """An evaluation option with a value that cannot work; the message names the option and the fix."""
+
+
+def build_fill(cfg: DictConfig, device: torch.device) -> tuple[Fill, dict[str, Any]]:
+    """The method to evaluate (the checkpoint's EMA generator, or ``cfg.baseline``) and a description of it."""
+    if cfg.baseline is not None:
+        if cfg.baseline not in BASELINES:
+            raise EvaluationSettingError(
+                f"baseline={cfg.baseline!r} is unknown; use one of {', '.join(BASELINES)}, or null for the checkpoint"
+            )
+        baseline = BASELINES[cfg.baseline]
+        return (lambda images, masks, sketches: composite(baseline(images, masks), images, masks)), {
+            "method": cfg.baseline
+        }
+    if cfg.ckpt_path is None:
+        raise EvaluationSettingError(
+            "nothing to evaluate: pass ckpt_path=<run>/checkpoints/last.ckpt, or baseline=telea|ns|mean"
+        )
+    trained = load_generator(cfg.ckpt_path, device)
+
+    def fill(images: torch.Tensor, masks: torch.Tensor, sketches: torch.Tensor) -> torch.Tensor:
+        return composite(trained.generator(images, masks, sketches).refined, images, masks)
+
+    return fill, {
+        "method": "model",
+        "checkpoint": str(Path(cfg.ckpt_path).resolve()),
+        "trained_on": f"{trained.dataset_name} at {trained.image_size} px",
+    }
+
+
+def _number(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+class Evaluation:
+    """All metrics of one evaluation: update with each batch, then :meth:`results`."""
+
+    def __init__(self, cfg: DictConfig, device: torch.device) -> None:
+        self.pixels = InpaintingMetrics(DEFAULT_BUCKETS).to(device)
+        self.fid = FID(DEFAULT_BUCKETS, min_images=cfg.fid_min_images).to(device) if cfg.fid else None
+        self.fid_min_images = int(cfg.fid_min_images)
+        self.lpips_missing = (
+            "skipped (lpips=null)" if cfg.lpips is None else lpips_unavailable_reason(cfg.lpips)
+        )
+        self.lpips = LPIPS(DEFAULT_BUCKETS, cfg.lpips).to(device) if self.lpips_missing is None else None
+
+    def update(self, completed: torch.Tensor, images: torch.Tensor, masks: torch.Tensor) -> None:
+        """completed, images: (B,3,H,W) in [-1, 1]; masks (B,1,H,W), 1 = hole."""
+        preds, target = to_unit_range(completed), to_unit_range(images)
+        for metric in (self.pixels, self.fid, self.lpips):
+            if metric is not None:
+                metric.update(preds, target, masks)
+
+    def results(self) -> dict[str, Any]:
+        """``{"metrics": {name: value or None}, "columns": [...], "rows": [[...]], "notes": [...]}``: a row per
+        bucket with images and one for all images; a metric's name with its bucket as in ``psnr_20-30%``."""
+        values = self.pixels.compute().merged(*(m.compute() for m in (self.fid, self.lpips) if m is not None))
+        names = COLUMNS[2:]
+        metrics = {
+            metric_key(name, bucket): _number((row or {}).get(name))
+            for bucket, count, row in zip((*values.buckets, None), values.counts, values.values, strict=True)
+            if count > 0
+            for name in names
+        }
+        rows = [[label, count, *map(_number, row)] for label, count, *row in values.rows(names, counts=True)]
+        return {
+            "metrics": metrics,
+            "columns": list(COLUMNS),
+            "rows": rows,
+            "notes": self._notes(values.counts[-1]),
+        }
+
+    def _notes(self, images: int) -> list[str]:
+        notes = []
+        if self.fid is None:
+            notes.append("FID: skipped (fid=false).")
+        else:
+            notes.append(
+                f"FID: TF-Inception pool3 features, bilinear resize to 299 px; per bucket only with >= "
+                f"{self.fid_min_images} images (n/a below)."
+            )
+            if images < self.fid_min_images:
+                notes.append(
+                    f"FID of all {images} images is biased upwards (fewer than {self.fid_min_images}); "
+                    "compare it only with FID on the same images."
+                )
+        if self.lpips_missing is not None:
+            notes.append(f"LPIPS unavailable: {self.lpips_missing}.")
+        return notes

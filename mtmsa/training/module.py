@@ -1,0 +1,197 @@
+"""The LightningModule: the GAN step (discriminator, then generator), EMA, validation metrics."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from torch import nn
+
+from mtmsa.evaluation.baselines import mean_fill
+from mtmsa.evaluation.metrics import HeadStatistics, InpaintingMetrics, bucket_table
+from mtmsa.models.generator import GeneratorOutput
+from mtmsa.models.losses import InpaintingLoss, hinge_discriminator_loss
+from mtmsa.training.loggers import log_table
+from mtmsa.utils.errors import UserInputError
+from mtmsa.utils.images import composite, to_unit_range
+
+OptimizerFactory = Callable[..., torch.optim.Optimizer]
+
+
+class TrainingDivergedError(UserInputError):
+    """Too many optimizer steps in a row had a non-finite loss or gradient."""
+
+
+class InpaintingModule(pl.LightningModule):
+    """Trains a generator against ``discriminator`` with manual optimization.
+
+    ``generator(attention=attention)`` builds the generator with the attention factory in its slot (the
+    two are separate config nodes so that sweeps address ``model.attention.*``).
+
+    Batches are dicts with ``image`` (B,3,H,W) in [-1, 1], ``mask`` (B,1,H,W) 1 = hole and ``sketch``
+    (B,1,H,W), the last two made on the device by the DataModule. Each training batch makes one
+    discriminator step and one generator step, so ``trainer.global_step`` grows by 2 per batch.
+
+    A step whose gradient norm is not finite (a NaN or inf in the loss or a gradient) is skipped: no
+    weight, optimizer or EMA update, counted in ``train/skipped_steps``. The gradients are checked after
+    DDP has averaged them, so every rank skips the same steps; Lightning counts only the steps taken, so
+    ``max_steps`` is still reached. After ``max_nonfinite_steps`` skipped steps in a row of one network
+    training stops with :class:`TrainingDivergedError`; the weights never hold a NaN,
+    so no checkpoint written before or after does either.
+    """
+
+    def __init__(
+        self,
+        generator: Callable[..., nn.Module],
+        attention: Callable[..., nn.Module] | None,
+        discriminator: nn.Module,
+        loss: InpaintingLoss,
+        optimizer_g: OptimizerFactory,
+        optimizer_d: OptimizerFactory,
+        gradient_clip_norm: float | None = 10.0,
+        ema_decay: float | None = 0.999,
+        max_nonfinite_steps: int = 20,
+        attention_lr_scale: float = 1.0,
+    ) -> None:
+        super().__init__()
+        self.automatic_optimization = False
+        self.save_hyperparameters(
+            ignore=["generator", "attention", "discriminator", "loss", "optimizer_g", "optimizer_d"]
+        )
+        self.generator = generator(attention=attention)
+        self.discriminator = discriminator
+        self.loss = loss
+        self.optimizer_g = optimizer_g
+        self.optimizer_d = optimizer_d
+        self.gradient_clip_norm = gradient_clip_norm
+        self.ema_decay = ema_decay
+        self.max_nonfinite_steps = max_nonfinite_steps
+        self.attention_lr_scale = attention_lr_scale
+        self.skipped_steps = 0
+        self.nonfinite_in_a_row = {"discriminator": 0, "generator": 0}
+        self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False).eval() if ema_decay else None
+        self.val_metrics = InpaintingMetrics()
+        self.val_mean_fill = InpaintingMetrics(buckets=())
+        self.val_temperature = HeadStatistics()  # per head, as many as the attention's record reports
+
+    @property
+    def inference_generator(self) -> nn.Module:
+        """The EMA generator when there is one, else the trained one."""
+        return self.generator_ema if self.generator_ema is not None else self.generator
+
+    def forward(self, images: torch.Tensor, masks: torch.Tensor, sketches: torch.Tensor) -> torch.Tensor:
+        """Inpainted images (B,3,H,W) in [-1, 1]: the prediction composited into the known pixels."""
+        output: GeneratorOutput = self.inference_generator(images, masks, sketches)
+        return composite(output.refined, images, masks)
+
+    def configure_optimizers(self):
+        """Adam for each network; the generator's attention learns at ``attention_lr_scale`` x its rate."""
+        groups = [
+            {"name": name, "params": params} for name, params in self.generator.parameter_groups().items()
+        ]
+        optimizer_g = self.optimizer_g([group for group in groups if group["params"]])
+        for group in optimizer_g.param_groups:
+            if group["name"] == "attention":
+                group["lr"] *= self.attention_lr_scale
+        return optimizer_g, self.optimizer_d(self.discriminator.parameters())
+
+    def _optimizer_step(self, optimizer, loss: torch.Tensor, network: str) -> bool:
+        """Backward, clip and step ``optimizer``; False (and no step) when the gradient norm is not finite."""
+        self.toggle_optimizer(optimizer)
+        optimizer.zero_grad(set_to_none=True)
+        self.manual_backward(loss)
+        parameters = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+        norm = torch.nn.utils.clip_grad_norm_(parameters, self.gradient_clip_norm or float("inf"))
+        finite = bool(torch.isfinite(norm))
+        if finite:
+            optimizer.step()
+            self.nonfinite_in_a_row[network] = 0
+        else:
+            self._skip_step(network)
+        self.untoggle_optimizer(optimizer)
+        return finite
+
+    def _skip_step(self, network: str) -> None:
+        self.skipped_steps += 1
+        self.nonfinite_in_a_row[network] += 1
+        if self.nonfinite_in_a_row[network] >= self.max_nonfinite_steps:
+            where = self.trainer.checkpoint_callback.dirpath if self.trainer.checkpoint_callback else None
+            raise TrainingDivergedError(
+                f"training stopped at step {self.global_step}: {self.nonfinite_in_a_row[network]} {network} "
+                "steps in a row had a non-finite loss or gradient; no weight was updated by them, "
+                f"so the checkpoints in {where} hold finite weights. Lower model.optimizer_g.lr / "
+                "model.optimizer_d.lr, keep model.gradient_clip_norm set, or train in bf16-mixed or 32-true "
+                "rather than 16-mixed; raise model.max_nonfinite_steps to tolerate longer streaks"
+            )
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        images, masks, sketches = batch["image"], batch["mask"], batch["sketch"]
+        opt_g, opt_d = self.optimizers()
+        output = self.generator(images, masks, sketches)
+        completed = composite(output.refined, images, masks)
+
+        real_logits = self.discriminator(images, masks, sketches)
+        fake_logits = self.discriminator(completed.detach(), masks, sketches)
+        d_loss = hinge_discriminator_loss(real_logits, fake_logits)
+        self._optimizer_step(opt_d, d_loss, "discriminator")
+
+        fake_features = self.discriminator.features(completed, masks, sketches)
+        real_features = []
+        if self.loss.feature_matching_weight:
+            with torch.no_grad():
+                real_features = self.discriminator.features(images, masks, sketches)
+        g_losses = self.loss.generator_loss(
+            output, images, masks, fake_features[-1].flatten(1), fake_features, real_features
+        )
+        if self._optimizer_step(opt_g, g_losses["loss"], "generator"):
+            self._update_ema()
+
+        logged = {f"train/{name}": value.detach() for name, value in g_losses.items() if name != "loss"}
+        logged.update({"train/g_loss": g_losses["loss"].detach(), "train/d_loss": d_loss.detach()})
+        self.log_dict(logged, prog_bar=False, on_step=True, on_epoch=True, sync_dist=True)
+        self.log("train/skipped_steps", float(self.skipped_steps), on_step=True, on_epoch=False)
+        self.log("train/g", logged["train/g_loss"], prog_bar=True, logger=False)
+        self.log("train/d", logged["train/d_loss"], prog_bar=True, logger=False)
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        if self.generator_ema is None:
+            return
+        step = self.trainer.global_step // 2 if self._trainer is not None else 0
+        decay = min(self.ema_decay, (1.0 + step) / (10.0 + step))  # warm-up: early weights fade fast
+        ema_params = list(self.generator_ema.parameters())
+        torch._foreach_lerp_(ema_params, [p.detach() for p in self.generator.parameters()], 1.0 - decay)
+        for ema_buffer, buffer in zip(self.generator_ema.buffers(), self.generator.buffers(), strict=True):
+            ema_buffer.copy_(buffer)
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        images, masks, sketches = batch["image"], batch["mask"], batch["sketch"]
+        output: GeneratorOutput = self.inference_generator(images, masks, sketches)
+        completed = composite(output.refined, images, masks)
+        target = to_unit_range(images)
+        self.val_metrics.update(to_unit_range(completed), target, masks)
+        self.val_mean_fill.update(to_unit_range(mean_fill(images, masks)), target, masks)
+        if "temperature" in output.aux:
+            self.val_temperature.update(output.aux["temperature"])
+
+    def on_validation_epoch_end(self) -> None:
+        values = self.val_metrics.compute()
+        if self.trainer.is_global_zero and not self.trainer.sanity_checking:
+            log_table(self.loggers, "val/buckets", *bucket_table(values), step=self.global_step)
+        logged = {f"val/{name}": value for name, value in values.items()}
+        logged["val/psnr_hole_mean_fill"] = self.val_mean_fill.compute()["psnr_hole"]
+        if self.val_temperature.update_count:
+            logged.update({f"temperature/{k}": v for k, v in self.val_temperature.compute().items()})
+            self.val_temperature.reset()
+        self.log_dict(logged, sync_dist=True)
+        self.val_metrics.reset()
+        self.val_mean_fill.reset()
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["mtmsa_skipped_steps"] = self.skipped_steps
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.skipped_steps = int(checkpoint.get("mtmsa_skipped_steps", 0))
