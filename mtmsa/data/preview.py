@@ -18,7 +18,6 @@ import math
 from collections.abc import Callable
 from pathlib import Path
 
-import hydra
 import kornia
 import numpy as np
 import torch
@@ -30,10 +29,9 @@ from omegaconf import DictConfig
 from tqdm.auto import tqdm
 
 import mtmsa  # noqa: F401  (registers the config resolvers)
-from mtmsa.conf import CONFIG_PATH
 from mtmsa.data.datamodule import Batch, InpaintingDataModule, build_datamodule
 from mtmsa.data.sketch import EdgeSketches
-from mtmsa.utils.cli import exit_on_user_error
+from mtmsa.utils.entry import hydra_entry
 from mtmsa.utils.images import hole_ratio, to_unit_range
 from mtmsa.visualization.data_pictures import plot_hole_ratio_histograms, plot_sketch_steps
 from mtmsa.visualization.grids import save_png, training_sample_grid
@@ -127,11 +125,10 @@ def write_pictures(cfg: DictConfig) -> dict[str, Path]:
     return written
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="preview")
+@hydra_entry("preview")
 def main(cfg: DictConfig) -> None:
-    with exit_on_user_error():
-        for name, path in write_pictures(cfg).items():
-            print(f"{name}: wrote {path}")
+    for name, path in write_pictures(cfg).items():
+        print(f"{name}: wrote {path}")
 
 
 if __name__ == "__main__":
