@@ -21,7 +21,12 @@ from typing import Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from hydra.errors import ConfigCompositionException, HydraException, MissingConfigException
+from hydra.errors import (
+    ConfigCompositionException,
+    HydraException,
+    MissingConfigException,
+    OverrideParseException,
+)
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
@@ -113,6 +118,8 @@ def check_sweep(app: Any, tool: str, config_name: str, overrides: list[str]) -> 
     local = OmegaConf.select(cfg, "hydra.launcher._target_") == BASIC_LAUNCHER
     if OmegaConf.select(cfg, "hydra.sweeper._target_") != BASIC_SWEEPER:
         check_config(prepared(cfg, lambda: cfg.hydra.sweep.dir), tool, files=local)
+        if cfg.get("dry_run"):
+            return f"dry run: the configuration the sweep starts from is valid; it would write to {cfg.hydra.sweep.dir}"
         return None
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -122,21 +129,19 @@ def check_sweep(app: Any, tool: str, config_name: str, overrides: list[str]) -> 
     ]
     parser = OverridesParser.create(config_loader=app.config_loader)
     try:
-        jobs = BasicSweeper.split_arguments(
-            parser.parse_overrides(params + list(cfg.hydra.overrides.task)), None
-        )
+        parsed = parser.parse_overrides(params + list(cfg.hydra.overrides.task))
+        jobs = BasicSweeper.split_arguments(parsed, None)[0]
     except (HydraException, OmegaConfBaseException) as error:
         raise ConfigError([hydra_message(error)]) from None
-    jobs = jobs[0]
+    swept = {override.get_key_element() for override in parsed if override.is_sweep_override()}
     hydra_overrides = list(cfg.hydra.overrides.hydra)
     for number, job in enumerate(jobs):
         job_cfg = composed(app, config_name, hydra_overrides + list(job), RunMode.RUN)
         try:
             check_config(prepared(job_cfg, lambda: cfg.hydra.sweep.dir), tool, files=local)
         except ConfigError as error:
-            raise ConfigError(
-                [f"job {number} of the sweep ({' '.join(job)}): {problem}" for problem in error.problems]
-            ) from None
+            label = " ".join(o for o in job if o.partition("=")[0] in swept)
+            raise ConfigError([f"job {number} of the sweep ({label}): {p}" for p in error.problems]) from None
     if cfg.get("dry_run"):
         return (
             f"dry run: the {len(jobs)} jobs of the sweep are valid; they would write to {cfg.hydra.sweep.dir}"
@@ -194,10 +199,12 @@ def composition_message(app: Any, config_name: str, overrides: list[str], error:
 def hydra_message(error: BaseException) -> str:
     """Hydra's (multi-line) message of ``error`` and its cause as one line."""
     parts = [str(error)] + ([str(error.__cause__)] if error.__cause__ is not None else [])
+    if isinstance(error, OverrideParseException):
+        parts.insert(0, f"cannot read the override {error.override}:")
     lines = [
         line.strip()
         for part in parts
         for line in part.splitlines()
         if line.strip() and not line.strip().startswith(("full_key:", "object_type=", "reference_type="))
     ]
-    return "; ".join(dict.fromkeys(lines))
+    return "; ".join(dict.fromkeys(lines)).replace(":;", ":")

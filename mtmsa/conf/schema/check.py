@@ -111,7 +111,11 @@ def node_problems(node: DictConfig, schema: Schema, path: str) -> Iterator[str]:
         if key not in node:
             found = True
             yield f"{join(path, key)} is missing ({schema.title} needs {', '.join(schema.required)})"
-    for key in map(str, node.keys()):
+    present = [str(key) for key in node]
+    in_order = [key for key in schema.fields if key in present] + [
+        k for k in present if k not in schema.fields
+    ]
+    for key in in_order:  # declared order: options that others interpolate come first
         if hydra_key(key) or (not path and key == "hydra"):
             continue
         where, kind = join(path, key), schema.fields.get(key)

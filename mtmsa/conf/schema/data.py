@@ -34,7 +34,7 @@ DATASET = Schema(
             multiple_of=FEATURE_STRIDE,
             note=f"the generator works at 1/{FEATURE_STRIDE} of the image size",
         ),
-        "resize": Integer(min=1, nullable=True, null_means="image_size"),
+        "resize": Integer(min=MIN_IMAGE_SIZE, nullable=True, null_means="image_size"),
         "random_crop": Boolean(),
         "hflip": Boolean(),
         "scale": Pair(Number(min=0, max=1, min_open=True), nullable=True, null_means="crop at full size"),

@@ -124,16 +124,16 @@ class Integer(Kind):
 
     def out_of_range(self) -> tuple[str, ...]:
         values = []
-        if self.min is not None and self.min - 1 not in self.also:
-            values.append(self.min - (self.multiple_of or 1) if self.multiple_of else self.min - 1)
+        if self.min is not None:
+            below = self.min - (self.multiple_of or 1)
+            values.append(below if below not in self.also else min(self.also) - 1)
         if self.max is not None:
             values.append(self.max + 1)
         if self.multiple_of:
             values.append(self.first() + 2 if self.multiple_of > 2 else self.first() + 1)
         if self.odd or self.even:
             values.append(self.first() + 1)
-        values = [v for v in values if v not in self.also]
-        return tuple(str(v) for v in values)
+        return tuple(str(v) for v in values if v not in self.also)
 
     def first(self) -> int:
         """The smallest value of the kind (from 0 without a minimum)."""
@@ -203,12 +203,14 @@ class Boolean(Kind):
 @dataclass(frozen=True)
 class Text(Kind):
     """A non-empty string (``empty=True``: may be empty), one of ``choices`` when given, matching
-    ``pattern`` when given; ``described`` says what it is ("a folder") where the choices do not."""
+    ``pattern`` when given; ``described`` says what it is ("a folder") where the choices do not;
+    ``examples``: valid values (for the tests) where neither choices nor "x" are."""
 
     choices: tuple[str, ...] = ()
     pattern: str = ""
     described: str = ""
     empty: bool = False
+    examples: tuple[str, ...] = ()
 
     def test(self, value: Any) -> bool:
         if not isinstance(value, str) or (not value.strip() and not self.empty):
@@ -228,10 +230,10 @@ class Text(Kind):
     def out_of_range(self) -> tuple[str, ...]:
         if self.choices:
             return ("nonsense",)
-        return ("x!y",) if self.pattern else () if self.empty else ("''",)
+        return ("nonsense",) if self.pattern else () if self.empty else ("''",)
 
     def edges(self) -> tuple[str, ...]:
-        return (self.choices or ("x",)) + super().edges() if not self.pattern else super().edges()
+        return (self.examples or self.choices or ("x",)) + super().edges()
 
 
 @dataclass(frozen=True)
@@ -244,7 +246,8 @@ class Choice(Kind):
         return any(type(value) is type(v) and value == v for v in self.values)
 
     def words(self) -> str:
-        return "one of " + ", ".join(spelled(v) for v in self.values) if self.values else ""
+        shown = list(dict.fromkeys(spelled(v) for v in self.values))  # 32 and "32" read the same
+        return ("one of " if len(shown) > 1 else "") + ", ".join(shown)
 
     def out_of_range(self) -> tuple[str, ...]:
         return ("nonsense",)
@@ -316,7 +319,7 @@ class Items(Kind):
         return ("abc",)
 
     def out_of_range(self) -> tuple[str, ...]:
-        return tuple(f"[{v}]" for v in self.of.wrong_types()[:1] if v.isalnum())
+        return tuple(f"[{v}]" for v in self.of.out_of_range()[:1])
 
     def edges(self) -> tuple[str, ...]:
         valid = [e for e in self.of.edges() if e != "null"][:2]
@@ -378,7 +381,10 @@ class AnyOf(Kind):
         return " or ".join(kind.allowed for kind in self.kinds)
 
     def wrong_types(self) -> tuple[str, ...]:
-        return tuple(v for kind in self.kinds for v in kind.wrong_types() if v != "1.5")[:1] or ("[a,b]",)
+        import yaml  # override values read like YAML's flow style, enough for these
+
+        candidates = ("abc", "1.5", "[a,b]", "maybe", "{a: 1}")
+        return tuple(v for v in candidates if not self.accepts(yaml.safe_load(v)))[:1]
 
     def out_of_range(self) -> tuple[str, ...]:
         return tuple(v for kind in self.kinds for v in kind.out_of_range())[:2]

@@ -29,13 +29,22 @@ SPLITS = ("val", "train")
 MASK_CONVENTIONS = ("hole-white", "hole-black")
 SKETCH_CONVENTIONS = ("auto", "black-on-white", "white-on-black")
 LPIPS_NETS = ("alex", "vgg", "squeeze")
-DEVICE = Text(pattern=r"auto|cpu|mps|cuda(:\d+)?", described="auto, cpu, cuda, cuda:N or mps")
+DEVICE = Text(
+    pattern=r"auto|cpu|mps|cuda(:\d+)?",
+    described="auto, cpu, cuda, cuda:N or mps",
+    examples=("cpu", "cuda:1"),
+)
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps", "tpu")
 PRECISIONS = (
     "32-true", "bf16-mixed", "16-mixed", "bf16-true", "16-true", "64-true",
     "32", "16", "bf16", "64", 32, 16, 64,
 )  # fmt: skip
 """Lightning's precision values."""
+STRATEGIES = (
+    "auto", "ddp", "ddp_find_unused_parameters_true", "ddp_spawn", "ddp_fork", "ddp_notebook",
+    "fsdp", "deepspeed", "single_device", "dp",
+)  # fmt: skip
+"""Lightning's strategy names (the default, ``${mtmsa.strategy:...}``, picks auto or DDP)."""
 BATCHES = AnyOf(
     kinds=(Integer(min=1), Number(min=0, max=1, min_open=True)),
     note="an integer counts batches, a fraction is of the epoch",
@@ -49,12 +58,16 @@ TRAINER = Schema(
         "devices": AnyOf(
             kinds=(
                 Integer(min=1, also=(-1,), also_means="all"),
-                Text(pattern=r"auto|-1|\d+(,\d+)*,?", described="auto or device indices '0,1'"),
+                Text(
+                    pattern=r"auto|-1|\d+(,\d+)*,?",
+                    described="auto or device indices '0,1'",
+                    examples=("auto", "'0,1'"),
+                ),
                 Items(of=Integer(min=0), nonempty=True),
             ),
         ),
         "num_nodes": Integer(min=1),
-        "strategy": Text(),
+        "strategy": Text(choices=STRATEGIES),
         "precision": Choice(values=PRECISIONS),
         "plugins": Anything(),
         "max_steps": Integer(min=1, also=(-1,), also_means="no limit: give max_epochs"),
@@ -159,22 +172,22 @@ TARGETS = {
 }
 
 COMMON = {
-    "task_name": Text(),
-    "run_name": Text(),
-    "dry_run": Boolean(),
+    # Checked first: other options interpolate them (dataset.root is ${paths.data_dir}/<name>).
+    "paths": Node(schema=PATHS),
     "model": Node(),
     "dataset": Node(),
     "mask": Node(),
     "sketch": Node(),
-    "paths": Node(schema=PATHS),
+    "dry_run": Boolean(),
 }
+NAMES = {"task_name": Text(), "run_name": Text()}
+"""Checked last: they interpolate other options (the run name holds dataset.name)."""
 
 ROOTS = {
     "train": Schema(
         "the training config",
         {
             **COMMON,
-            "run_group": Text(),
             "tags": Items(),
             "seed": SEED,
             "ckpt_path": Text(nullable=True, null_means="a fresh start", described="last or a .ckpt file"),
@@ -182,6 +195,8 @@ ROOTS = {
             "trainer": Node(),
             "logger": Nodes(nullable=True),
             "callbacks": Nodes(nullable=True),
+            **NAMES,
+            "run_group": Text(),
         },
         closed=False,
         required=("model", "dataset", "mask", "sketch", "trainer", "paths"),
@@ -203,6 +218,7 @@ ROOTS = {
             "fid": Boolean(),
             "fid_min_images": Integer(min=2),
             "lpips": Text(choices=LPIPS_NETS, nullable=True, null_means="skip"),
+            **NAMES,
         },
         closed=False,
         required=("dataset", "mask", "sketch", "paths"),
@@ -219,6 +235,7 @@ ROOTS = {
             "histogram_batch_size": Integer(min=1),
             "all_masks": Boolean(),
             "out_dir": Text(),
+            **NAMES,
         },
         closed=False,
         required=("dataset", "mask", "sketch", "paths"),
