@@ -148,7 +148,7 @@ IMAGE_CASES = {
         ["--threshold", "nan"],
         "--threshold nan is not a number in (0, 1)",
     ),
-    "max-pixels 0": ("image.png", "hole.png", ["--max-pixels", "0"], "not a positive whole number"),
+    "max-pixels 0": ("image.png", "hole.png", ["--max-pixels", "0"], "--max-pixels 0 is not an integer >= 1"),
     "device that is missing": ("image.png", "hole.png", ["--device", "cuda:7"], "CUDA"),
     "mask all one": ("image.png", "mask_all_one.png", [], "ok"),
     "mask all one, hole-black": ("image.png", "mask_all_zero.png", ["--mask-convention", "hole-black"], "ok"),
