@@ -25,6 +25,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from mtmsa.conf.schema import ConfigError, config_problems
 from mtmsa.conf.schema.kinds import Boolean
+from mtmsa.conf.schema.run import INPAINT_FLAGS
+from mtmsa.inpaint import build_parser
 from mtmsa.utils.config import compose_config
 from mtmsa.utils.entry import check_command_line
 from tests.helpers.config_cases import Case, cases, options
@@ -336,3 +338,41 @@ def test_unused_means_nothing_but_hydra_s_record_and_logs(tmp_path):
     assert unused(tmp_path)  # an empty folder is nothing
     (tmp_path / "checkpoints" / "last.ckpt").write_bytes(b"x")
     assert not unused(tmp_path)
+
+
+INPAINT_CASES = [
+    (flag, what, value)
+    for flag, kind in INPAINT_FLAGS.items()
+    for what, values in (("wrong type", kind.wrong_types()[:1]), ("out of range", kind.out_of_range()[:2]),
+                         ("edge", kind.edges()))
+    for value in values
+    if value != "null"
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("flag,what,value", INPAINT_CASES, ids=lambda x: str(x))
+def test_inpaint_flags(flag, what, value, capsys):
+    """mtmsa.inpaint's value flags are declared with the same kinds (mtmsa.conf.schema.run.INPAINT_FLAGS)."""
+    required = ["--checkpoint", "c.ckpt", "--image", "i.png", "--mask", "m.png", "--out", "o.png"]
+    value = value.strip("'")
+    if what == "edge":
+        assert getattr(
+            build_parser().parse_args([*required, flag, value]), flag.lstrip("-").replace("-", "_")
+        )
+        return
+    with pytest.raises(SystemExit) as exited:
+        build_parser().parse_args([*required, flag, value])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert exited.value.code == 2 and len(lines) == 1, lines
+    assert lines[0].startswith(f"error: {flag} {value} is not "), lines[0]
+
+
+def test_an_inpaint_flag_on_the_command_line(tmp_path):
+    started = time.perf_counter()
+    result = subprocess.run(
+        [sys.executable, "-m", "mtmsa.inpaint", "--checkpoint", "c.ckpt", "--image", "i.png", "--mask", "m.png",
+         "--out", "o.png", "--device", "foo"], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert_refused(
+        result, time.perf_counter() - started, "error: --device foo is not auto, cpu, cuda", tmp_path
+    )
