@@ -100,7 +100,7 @@ def check_command_line(tool: str, argv: Sequence[str]) -> str | None:
         multirun = args.multirun or app.get_mode(config_name, overrides) == RunMode.MULTIRUN
         if multirun:
             return check_sweep(app, tool, config_name, overrides)
-        cfg = composed(app, config_name, overrides, RunMode.RUN)
+        cfg = composed(app, config_name, overrides, RunMode.RUN, tool)
         check_config(prepared(cfg, lambda: cfg.hydra.run.dir), tool)
         if cfg.get("dry_run"):
             return (
@@ -114,7 +114,7 @@ def check_command_line(tool: str, argv: Sequence[str]) -> str | None:
 def check_sweep(app: Any, tool: str, config_name: str, overrides: list[str]) -> str | None:
     """Check every job of a grid sweep (the basic sweeper) or, for other sweepers (Optuna), the config
     they start from: their jobs are checked when they run."""
-    cfg = composed(app, config_name, overrides, RunMode.MULTIRUN)
+    cfg = composed(app, config_name, overrides, RunMode.MULTIRUN, tool)
     local = OmegaConf.select(cfg, "hydra.launcher._target_") == BASIC_LAUNCHER
     if OmegaConf.select(cfg, "hydra.sweeper._target_") != BASIC_SWEEPER:
         check_config(prepared(cfg, lambda: cfg.hydra.sweep.dir), tool, files=local)
@@ -136,7 +136,7 @@ def check_sweep(app: Any, tool: str, config_name: str, overrides: list[str]) -> 
     swept = {override.get_key_element() for override in parsed if override.is_sweep_override()}
     hydra_overrides = list(cfg.hydra.overrides.hydra)
     for number, job in enumerate(jobs):
-        job_cfg = composed(app, config_name, hydra_overrides + list(job), RunMode.RUN)
+        job_cfg = composed(app, config_name, hydra_overrides + list(job), RunMode.RUN, tool)
         try:
             check_config(prepared(job_cfg, lambda: cfg.hydra.sweep.dir), tool, files=local)
         except ConfigError as error:
@@ -149,12 +149,12 @@ def check_sweep(app: Any, tool: str, config_name: str, overrides: list[str]) -> 
     return None
 
 
-def composed(app: Any, config_name: str, overrides: list[str], mode: RunMode) -> DictConfig:
+def composed(app: Any, config_name: str, overrides: list[str], mode: RunMode, tool: str) -> DictConfig:
     """The config Hydra composes for ``overrides``; its errors become one-line ConfigErrors."""
     try:
         return app.compose_config(config_name, list(overrides), run_mode=mode, with_log_configuration=False)
     except (HydraException, OmegaConfBaseException) as error:
-        raise ConfigError([composition_message(app, config_name, overrides, error)]) from None
+        raise ConfigError([composition_message(app, config_name, overrides, error, tool)]) from None
 
 
 def prepared(cfg: DictConfig, output_dir: Callable[[], str]) -> DictConfig:
@@ -171,7 +171,9 @@ def prepared(cfg: DictConfig, output_dir: Callable[[], str]) -> DictConfig:
     return cfg
 
 
-def composition_message(app: Any, config_name: str, overrides: list[str], error: BaseException) -> str:
+def composition_message(
+    app: Any, config_name: str, overrides: list[str], error: BaseException, tool: str
+) -> str:
     """One line for an error of Hydra's composition; a key that does not exist names the keys that do."""
     cause = error.__cause__
     if isinstance(error, MissingConfigException) and error.options is not None and error.missing_cfg_file:
@@ -189,7 +191,6 @@ def composition_message(app: Any, config_name: str, overrides: list[str], error:
             base = app.compose_config(config_name, rest, run_mode=RunMode.RUN, with_log_configuration=False)
         except (HydraException, OmegaConfBaseException):
             base = None
-        tool = config_name if config_name in ("train", "evaluate", "preview") else "train"
         schema = None if base is None else schema_at(base, tool, path.rpartition(".")[0])
         if schema is not None:
             return unknown_key_message(path, schema)

@@ -1,9 +1,7 @@
-"""The kinds of value a config option takes: each knows its type and valid range, says them in words, and
-offers values for the tests (a wrong type, values out of range, valid edge values, as Hydra overrides).
-
-A kind checks plain values as Hydra's override grammar and YAML give them: ``5`` is an int, ``5.0`` and
-``1e-4`` floats, ``true`` a bool, ``abc`` a str, ``null`` None, ``[1,2]`` a list. No string is converted
-to a number: ``dataset.batch_size='8'`` is refused like ``abc``.
+"""The kinds of value a config option takes: each knows its type and range, says them in words, and offers
+values for the tests (a wrong type, values out of range, valid edges, as Hydra overrides). Values are checked
+as Hydra's override grammar and YAML give them (``5`` an int, ``1e-4`` a float, ``abc`` a str, ``null`` None,
+``[1,2]`` a list); no string is converted to a number: ``dataset.batch_size='8'`` is refused like ``abc``.
 """
 
 from __future__ import annotations
@@ -135,8 +133,7 @@ class Integer(Kind):
             values.append(self.first() + 1)
         return tuple(str(v) for v in values if v not in self.also)
 
-    def first(self) -> int:
-        """The smallest value of the kind (from 0 without a minimum)."""
+    def first(self) -> int:  # the smallest value of the kind (from 0 without a minimum)
         value = 0 if self.min is None else self.min
         while not self.test(value):
             value += 1
@@ -267,12 +264,9 @@ class Pair(Kind):
     strict: bool = False
 
     def test(self, value: Any) -> bool:
-        if not isinstance(value, list | tuple) or len(value) != 2:
+        if not isinstance(value, list | tuple) or len(value) != 2 or not all(map(self.of.accepts, value)):
             return False
-        low, high = value
-        if not (self.of.accepts(low) and self.of.accepts(high)):
-            return False
-        return low < high if self.strict else low <= high
+        return value[0] < value[1] if self.strict else value[0] <= value[1]
 
     def words(self) -> str:
         of = self.of.words().replace("an integer", "integers").replace("a number", "numbers")
@@ -338,9 +332,6 @@ class Node(Kind):
     def words(self) -> str:
         return "a config node"
 
-    def edges(self) -> tuple[str, ...]:
-        return super().edges()
-
 
 @dataclass(frozen=True)
 class Nodes(Kind):
@@ -359,10 +350,8 @@ class Weights(Kind):
     """A non-empty mapping of names to numbers >= 0 with a positive sum."""
 
     def test(self, value: Any) -> bool:
-        if not isinstance(value, Mapping) or not value:
-            return False
-        weights = list(value.values())
-        return all(is_number(w) and w >= 0 for w in weights) and sum(weights) > 0
+        weights = list(value.values()) if isinstance(value, Mapping) else []
+        return bool(weights) and all(is_number(w) and w >= 0 for w in weights) and sum(weights) > 0
 
     def words(self) -> str:
         return "a mapping of names to numbers >= 0 with a positive sum"
@@ -387,7 +376,11 @@ class AnyOf(Kind):
         return tuple(v for v in candidates if not self.accepts(yaml.safe_load(v)))[:1]
 
     def out_of_range(self) -> tuple[str, ...]:
-        return tuple(v for kind in self.kinds for v in kind.out_of_range())[:2]
+        import yaml
+
+        return tuple(v for k in self.kinds for v in k.out_of_range() if not self.accepts(yaml.safe_load(v)))[
+            :2
+        ]
 
     def edges(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(v for kind in self.kinds for v in kind.edges())) + super().edges()
@@ -395,13 +388,10 @@ class AnyOf(Kind):
 
 @dataclass(frozen=True)
 class Anything(Kind):
-    """Any value (``trainer.plugins``, ``trainer.max_time``): passed on as it is, checked by its user."""
+    """Any value (``trainer.plugins``): passed on as it is, checked by its user."""
 
     def test(self, value: Any) -> bool:
         return True
 
     def words(self) -> str:
         return "any value"
-
-    def wrong_types(self) -> tuple[str, ...]:
-        return ()
