@@ -37,11 +37,15 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
     from mtmsa.data.datamodule import build_datamodule
     from mtmsa.training.callbacks import RunConfigInCheckpoints
-    from mtmsa.training.fault_tolerance import resume_checkpoint
+    from mtmsa.training.fault_tolerance import check_training_checkpoint, resume_checkpoint
     from mtmsa.training.loggers import finish_wandb_runs
     from mtmsa.training.summary import print_run_summary
 
     started = time.perf_counter()
+    ckpt_path = resume_checkpoint(cfg.get("ckpt_path"), cfg.paths.output_dir)
+    if ckpt_path is not None:
+        check_training_checkpoint(ckpt_path)
+        log.info("resuming from %s", ckpt_path)
     pl.seed_everything(cfg.seed, workers=True)
     datamodule = build_datamodule(cfg, seed=cfg.seed)
     model = instantiate(cfg.model)
@@ -52,9 +56,6 @@ def train(cfg: DictConfig) -> dict[str, float]:
     for logger in loggers:
         logger.log_hyperparams(run_config)
 
-    ckpt_path = resume_checkpoint(cfg.get("ckpt_path"), cfg.paths.output_dir)
-    if ckpt_path is not None:
-        log.info("resuming from %s", ckpt_path)
     try:
         trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
         results = trainer.validate(model, datamodule=datamodule, verbose=False)

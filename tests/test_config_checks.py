@@ -376,3 +376,20 @@ def test_an_inpaint_flag_on_the_command_line(tmp_path):
     assert_refused(
         result, time.perf_counter() - started, "error: --device foo is not auto, cpu, cuda", tmp_path
     )
+
+
+def test_training_resumes_only_from_a_training_checkpoint(tmp_path, checkpoint):
+    """ckpt_path passes the cheap check when it is a torch file; before Lightning unpickles it in full (which
+    would run code), train reads it weights-only and wants the weights and the optimizers' state."""
+    import torch
+
+    from mtmsa.inference.checkpoints import CheckpointError
+    from mtmsa.training.fault_tolerance import check_training_checkpoint
+
+    check_training_checkpoint(checkpoint)
+    torch.save(torch.zeros(3), tmp_path / "tensor.ckpt")
+    torch.save({"state_dict": {}}, tmp_path / "weights.ckpt")
+    with pytest.raises(CheckpointError, match="holds a Tensor, not a checkpoint dict"):
+        check_training_checkpoint(tmp_path / "tensor.ckpt")
+    with pytest.raises(CheckpointError, match="holds no optimizer_states, so training cannot resume"):
+        check_training_checkpoint(tmp_path / "weights.ckpt")
