@@ -33,7 +33,12 @@ def test_short_run_writes_checkpoints_previews_and_metrics(tmp_path, sample_data
         "train/d_loss",
         "val/psnr_hole",
         "val/psnr_hole_mean_fill",
+        "val/l1_hole_pull_push_fill",
         "temperature/head0_mean",
+        "grad_norm/attention",
+        "grad_norm/discriminator",
+        "attention/entropy_head0",
+        "train/residual_hole_step",
     ):
         assert name in csv
     bucket_metrics = [k for k in metrics if k.startswith("val/psnr_") and k.endswith("%")]
