@@ -21,7 +21,9 @@ def test_fast_dev_run_with_each_attention(attention, tmp_path, sample_data_dir):
 
 def test_short_run_writes_checkpoints_previews_and_metrics(tmp_path, sample_data_dir):
     metrics, run = run_training(
-        tmp_path, sample_data_dir, ["trainer.max_steps=8", "trainer.val_check_interval=2"]
+        tmp_path,
+        sample_data_dir,
+        ["trainer.max_steps=8", "trainer.val_check_interval=2", "trainer.log_every_n_steps=1"],
     )
     assert (run / "checkpoints" / "last.ckpt").is_file()
     assert list((run / "checkpoints").glob("best-*.ckpt"))

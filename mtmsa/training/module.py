@@ -133,12 +133,9 @@ class InpaintingModule(pl.LightningModule):
         optimizer.zero_grad(set_to_none=True)
         self.manual_backward(loss)
         parameters = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
-        if self._trainer is not None and self.global_step % self.trainer.log_every_n_steps < 2:
-            parts = (
-                self.generator.parts() if network == "generator" else {"discriminator": self.discriminator}
-            )
-            norms = {f"grad_norm/{name}": norm for name, norm in gradient_norms(parts).items()}
-            self.log_dict(norms, on_step=True, on_epoch=False)
+        parts = self.generator.parts() if network == "generator" else {"discriminator": self.discriminator}
+        norms = {f"grad_norm/{name}": norm for name, norm in gradient_norms(parts).items()}
+        self.log_dict(norms, on_step=True, on_epoch=False)  # written every log_every_n_steps
         norm = torch.nn.utils.clip_grad_norm_(parameters, self.gradient_clip_norm or float("inf"))
         finite = bool(torch.isfinite(norm))
         if finite:
