@@ -393,3 +393,19 @@ def test_training_resumes_only_from_a_training_checkpoint(tmp_path, checkpoint):
         check_training_checkpoint(tmp_path / "tensor.ckpt")
     with pytest.raises(CheckpointError, match="holds no optimizer_states, so training cannot resume"):
         check_training_checkpoint(tmp_path / "weights.ckpt")
+
+
+def test_the_declared_choices_are_the_code_s():
+    """The schemas name the choices without importing torch; these are the values the code accepts."""
+    from mtmsa.conf.schema import model, run
+    from mtmsa.evaluation import baselines, lpips, metrics
+    from mtmsa.models import attention, generator
+
+    assert model.FEATURE_STRIDE == generator.FEATURE_STRIDE == generator.InpaintGenerator.size_multiple
+    assert model.INITIAL_FILLS == generator.INITIAL_FILLS
+    assert (model.TEMPERATURE_MODES, model.MERGES, model.MATCHINGS) == (
+        attention.TEMPERATURE_MODES, attention.MERGES, attention.MATCHINGS
+    )  # fmt: skip
+    assert set(model.BASELINES) == set(baselines.BASELINES)
+    assert model.METRICS == metrics.METRIC_NAMES
+    assert set(run.LPIPS_NETS) == set(lpips.BACKBONE_FILES)

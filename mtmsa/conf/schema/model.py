@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from omegaconf import DictConfig
 
 from mtmsa.conf.schema.base import Schema
-from mtmsa.conf.schema.kinds import Boolean, Integer, Node, Number, Pair, Text
+from mtmsa.conf.schema.kinds import Boolean, Integer, Items, Node, Number, Pair, Text
 
 FEATURE_STRIDE = 4
 """The generator's downsampling (mtmsa.models.generator.FEATURE_STRIDE): image sides must be multiples of it."""
@@ -23,6 +23,8 @@ TEMPERATURE_MODES = ("constant", "learned_scalar", "learned_map")
 MERGES = ("replace_hole", "gated_residual")
 MATCHINGS = ("footprint", "projections")
 INITIAL_FILLS = ("pull_push", "none")
+BASELINES = ("mean", "telea", "ns", "pull_push")
+"""The classical fills (mtmsa.evaluation.baselines.BASELINES): evaluate's baseline, validation's comparisons."""
 METRICS = ("psnr", "psnr_hole", "ssim", "ssim_hole", "l1", "l1_hole")
 """What validation logs as ``val/<name>`` (mtmsa.evaluation.metrics.METRIC_NAMES)."""
 LOWER_IS_BETTER = ("l1", "l1_hole")
@@ -83,6 +85,7 @@ MODULE = Schema(
         "optimizer_d": Node(),
         "gradient_clip_norm": Number(min=0, min_open=True, nullable=True, null_means="off"),
         "ema_decay": Number(min=0, max=1, min_open=True, max_open=True, nullable=True, null_means="no EMA"),
+        "validation_baselines": Items(of=Text(choices=BASELINES)),
         "attention_lr_scale": Number(min=0),
         "max_nonfinite_steps": Integer(min=1),
     },

@@ -20,11 +20,9 @@ from mtmsa.conf.schema.kinds import (
     Number,
     Text,
 )
-from mtmsa.conf.schema.model import MIN_IMAGE_SIZE, MONITORED
+from mtmsa.conf.schema.model import BASELINES, MIN_IMAGE_SIZE, MONITORED
 
 SEED = Integer(min=0, max=2**32 - 1)
-BASELINES = ("mean", "telea", "ns", "pull_push")
-"""mtmsa.evaluation.baselines.BASELINES."""
 SPLITS = ("val", "train")
 MASK_CONVENTIONS = ("hole-white", "hole-black")
 SKETCH_CONVENTIONS = ("auto", "black-on-white", "white-on-black")
