@@ -80,8 +80,8 @@ def check_command_line(tool: str, argv: Sequence[str]) -> str | None:
     from hydra.core.global_hydra import GlobalHydra
 
     args = get_args_parser().parse_args(list(argv))
-    if any(getattr(args, flag, None) for flag in HYDRA_ONLY_FLAGS):
-        return None
+    if any(getattr(args, flag, None) for flag in HYDRA_ONLY_FLAGS) or args.config_path is not None:
+        return None  # Hydra answers; with configs of another --config-path the job checks its own config
     search_path = create_config_search_path(CONFIG_PATH)
     if args.config_dir is not None:
         from hydra.core.config_search_path import SearchPathQuery
