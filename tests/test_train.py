@@ -41,6 +41,9 @@ def test_short_run_writes_checkpoints_previews_and_metrics(tmp_path, sample_data
         "grad_norm/discriminator",
         "attention/entropy_head0",
         "train/residual_hole_step",
+        "val/psnr_hole_sketch",
+        "val/sketch_lift_psnr_hole",
+        "val/sketch_fidelity_without",
     ):
         assert name in csv
     bucket_metrics = [k for k in metrics if k.startswith("val/psnr_") and k.endswith("%")]

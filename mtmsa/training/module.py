@@ -11,7 +11,9 @@ import torch
 from torch import nn
 
 from mtmsa.evaluation.baselines import BASELINES
+from mtmsa.evaluation.buckets import BucketedValues
 from mtmsa.evaluation.metrics import HeadStatistics, InpaintingMetrics, bucket_table
+from mtmsa.evaluation.sketch_fidelity import SketchFidelity
 from mtmsa.models.generator import GeneratorOutput
 from mtmsa.models.losses import InpaintingLoss, hinge_discriminator_loss, hole_l1
 from mtmsa.training.dashboards import (
@@ -92,6 +94,8 @@ class InpaintingModule(pl.LightningModule):
         self.nonfinite_in_a_row = {"discriminator": 0, "generator": 0}
         self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False).eval() if ema_decay else None
         self.val_metrics = InpaintingMetrics()
+        self.val_sketch_metrics = InpaintingMetrics(buckets=())
+        self.val_sketch_fidelity = SketchFidelity(buckets=())
         unknown = sorted(set(validation_baselines) - set(BASELINES))
         if unknown:
             raise ValueError(
@@ -176,7 +180,7 @@ class InpaintingModule(pl.LightningModule):
             with torch.no_grad():
                 real_features = self.discriminator.features(images, masks, sketches)
         g_losses = self.loss.generator_loss(
-            output, images, masks, fake_features[-1].flatten(1), fake_features, real_features
+            output, images, masks, fake_features[-1].flatten(1), fake_features, real_features, sketches
         )
         if self._optimizer_step(opt_g, g_losses["loss"], "generator"):
             self._update_ema()
@@ -184,6 +188,7 @@ class InpaintingModule(pl.LightningModule):
         logged = {f"train/{name}": value.detach() for name, value in g_losses.items() if name != "loss"}
         if output.initial_fill is not None:  # how far the model has moved from its initial fill, in the hole
             logged["train/residual_hole"] = hole_l1(output.refined.detach(), output.initial_fill, masks)
+            logged["train/l1_initial_fill"] = hole_l1(output.initial_fill, images, masks)
         logged.update({"train/g_loss": g_losses["loss"].detach(), "train/d_loss": d_loss.detach()})
         self.log_dict(logged, prog_bar=False, on_step=True, on_epoch=True, sync_dist=True)
         self.log("train/skipped_steps", float(self.skipped_steps), on_step=True, on_epoch=False)
@@ -202,15 +207,22 @@ class InpaintingModule(pl.LightningModule):
             ema_buffer.copy_(buffer)
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        """The main metrics fill without guidance (comparable with the classical fills); the same images are
+        filled again with their own sketches for the sketch metrics (``val/*_sketch``, fidelity)."""
         images, masks, sketches = batch["image"], batch["mask"], batch["sketch"]
+        generator, unguided = self.inference_generator, torch.zeros_like(sketches)
         if batch_idx == 0 and images.shape[-2] * images.shape[-1] <= MAX_PIXELS_FOR_STATISTICS:
-            output, details = run_with_attention(self.inference_generator, images, masks, sketches)
+            output, details = run_with_attention(generator, images, masks, unguided)
             self.attention_statistics = {} if details is None else attention_statistics(details, masks)
         else:
-            output = self.inference_generator(images, masks, sketches)
-        completed = composite(output.refined, images, masks)
+            output = generator(images, masks, unguided)
+        completed = to_unit_range(composite(output.refined, images, masks))
         target = to_unit_range(images)
-        self.val_metrics.update(to_unit_range(completed), target, masks)
+        self.val_metrics.update(completed, target, masks)
+        if sketches.any():
+            guided = to_unit_range(composite(generator(images, masks, sketches).refined, images, masks))
+            self.val_sketch_metrics.update(guided, target, masks)
+            self.val_sketch_fidelity.update(guided, completed, target, sketches, masks)
         if not self.baseline_scores:
             for name, metric in self.val_baselines.items():
                 metric.update(to_unit_range(BASELINES[name](images, masks)), target, masks)
@@ -231,6 +243,7 @@ class InpaintingModule(pl.LightningModule):
         for name, score in scores.items():
             logged.update({f"val/{metric}_{name}_fill": score[metric] for metric in ("psnr_hole", "l1_hole")})
         logged.update({f"attention/{name}": value for name, value in self.attention_statistics.items()})
+        logged.update(self._sketch_metrics(values))
         if self.val_temperature.update_count:
             temperatures = self.val_temperature.compute()
             logged.update({f"temperature/{k}": v for k, v in temperatures.items()})
@@ -238,9 +251,26 @@ class InpaintingModule(pl.LightningModule):
             if self.temperature_range is not None and not self.trainer.sanity_checking:
                 warn_if_temperature_at_upper_bound(temperatures, self.temperature_range, self.global_step)
         self.log_dict(logged, sync_dist=True)
-        self.val_metrics.reset()
-        for metric in self.val_baselines.values():
+        for metric in (
+            self.val_metrics,
+            self.val_sketch_metrics,
+            self.val_sketch_fidelity,
+            *self.val_baselines.values(),
+        ):
             metric.reset()
+
+    def _sketch_metrics(self, unguided: BucketedValues) -> dict[str, torch.Tensor]:
+        """``val/psnr_hole_sketch`` and ``val/l1_hole_sketch`` (the images filled with their own sketches), the lift
+        ``val/sketch_lift_psnr_hole`` over the unguided fill, and the fidelities; empty without sketches."""
+        guided = self.val_sketch_metrics.compute()
+        if not guided.counts[-1]:
+            return {}
+        logged = {f"val/{name}_sketch": guided[name] for name in ("psnr_hole", "l1_hole")}
+        logged["val/sketch_lift_psnr_hole"] = guided["psnr_hole"] - unguided["psnr_hole"]
+        fidelity = self.val_sketch_fidelity.compute()
+        if fidelity.counts[-1]:
+            logged.update({f"val/{name}": value for name, value in fidelity.total.items()})
+        return logged
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["mtmsa_skipped_steps"] = self.skipped_steps
