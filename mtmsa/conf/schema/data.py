@@ -130,6 +130,8 @@ TARGETS = {
             "warp": Number(min=0),
             "warp_cells": Integer(min=1),
             "hole_margin": Number(min=0),
+            "sparse": FRACTION,
+            "sparse_strokes": Pair(Integer(min=1)),
         },
     ),
     "mtmsa.data.sketch.NoSketches": Schema("sketch (none)", {}),
