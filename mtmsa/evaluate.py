@@ -11,27 +11,26 @@ and ``metrics.md`` in the run folder, with sample pictures in ``samples/``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import hydra
-import torch
 from omegaconf import DictConfig
-from tqdm.auto import tqdm
 
 import mtmsa  # noqa: F401  (registers the config resolvers)
-from mtmsa.conf import CONFIG_PATH
-from mtmsa.data.datamodule import InpaintingDataModule, build_datamodule
-from mtmsa.evaluation.evaluator import Evaluation, EvaluationSettingError, build_fill
-from mtmsa.evaluation.masks import MaskFolder
-from mtmsa.evaluation.report import print_table, write_reports
-from mtmsa.utils.cli import exit_on_user_error, resolve_device
-from mtmsa.visualization.grids import inpainting_grid, save_png
+from mtmsa.conf.schema.run import SPLITS
+from mtmsa.utils.entry import hydra_entry
 
-SPLITS = ("val", "train")
+if TYPE_CHECKING:
+    from mtmsa.data.datamodule import InpaintingDataModule
+
+# Torch and the model are imported inside the functions: the command line is checked before they load.
 
 
 def evaluation_datamodule(cfg: DictConfig) -> InpaintingDataModule:
     """The dataset's DataModule with ``split`` as its validation set and the chosen masks and sketches."""
+    from mtmsa.data.datamodule import build_datamodule
+    from mtmsa.evaluation.evaluator import EvaluationSettingError
+    from mtmsa.evaluation.masks import MaskFolder
+
     if cfg.split not in SPLITS:
         raise EvaluationSettingError(f"split={cfg.split!r} is unknown; use one of {', '.join(SPLITS)}")
     overrides: dict[str, Any] = {"val_batch_size": int(cfg.batch_size)}
@@ -45,9 +44,22 @@ def evaluation_datamodule(cfg: DictConfig) -> InpaintingDataModule:
     return datamodule
 
 
-@torch.inference_mode()
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Run the evaluation of ``cfg`` (mtmsa/conf/evaluate.yaml); write the reports and return what they hold."""
+    import torch
+
+    with torch.inference_mode():
+        return _evaluate(cfg)
+
+
+def _evaluate(cfg: DictConfig) -> dict[str, Any]:
+    from tqdm.auto import tqdm
+
+    from mtmsa.evaluation.evaluator import Evaluation, build_fill
+    from mtmsa.evaluation.report import print_table, write_reports
+    from mtmsa.utils.cli import resolve_device
+    from mtmsa.visualization.grids import inpainting_grid, save_png
+
     device = resolve_device(cfg.device)
     fill, description = build_fill(cfg, device)
     datamodule = evaluation_datamodule(cfg)
@@ -87,10 +99,9 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     return results
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="evaluate")
+@hydra_entry("evaluate")
 def main(cfg: DictConfig) -> None:
-    with exit_on_user_error():
-        evaluate(cfg)
+    evaluate(cfg)
 
 
 if __name__ == "__main__":

@@ -28,26 +28,17 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import cv2
-import cv2.utils.logging
-from tqdm.auto import tqdm
+from mtmsa.conf.schema.rules import checkpoint_problem
+from mtmsa.conf.schema.run import INPAINT_FLAGS, MASK_CONVENTIONS, SKETCH_CONVENTIONS
+from mtmsa.utils.cli import OneLineParser, exit_on_user_error, flag_type, program_name
+from mtmsa.utils.errors import UserInputError
 
-from mtmsa.data.io import max_pixels_limit
-from mtmsa.inference.checkpoints import load_generator
-from mtmsa.inference.inpainter import Inpainter
-from mtmsa.inference.jobs import (
-    MASK_CONVENTIONS,
-    SKETCH_CONVENTIONS,
-    InpaintInputError,
-    load_inputs,
-    plan_jobs,
-    save_image,
-)
-from mtmsa.utils.cli import exit_on_user_error, program_name, resolve_device
+# OpenCV, torch and the model are imported inside run(): the flags are checked before they load.
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    """The flags; the value flags' types and ranges are declared in mtmsa.conf.schema.run.INPAINT_FLAGS."""
+    parser = OneLineParser(
         prog=program_name("mtmsa.inpaint"),
         description="Fill the holes of images with a trained mtmsa checkpoint (EMA weights preferred). "
         "Give one --image/--mask/--out file each, or folders (files matched by name without extension, "
@@ -68,25 +59,33 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--mask-convention",
-        choices=MASK_CONVENTIONS,
+        type=flag_type("--mask-convention", INPAINT_FLAGS["--mask-convention"]),
+        metavar="{" + ",".join(MASK_CONVENTIONS) + "}",
         default="hole-white",
         help="which colour of the mask marks the hole (default: hole-white, white = fill, black = keep)",
     )
     parser.add_argument(
         "--sketch-convention",
-        choices=SKETCH_CONVENTIONS,
+        type=flag_type("--sketch-convention", INPAINT_FLAGS["--sketch-convention"]),
+        metavar="{" + ",".join(SKETCH_CONVENTIONS) + "}",
         default="auto",
         help="black-on-white or white-on-black lines; auto (default): the majority colour is the background",
     )
     parser.add_argument(
-        "--threshold", type=float, default=0.5, help="grey level in (0, 1) binarising masks and sketches"
+        "--threshold",
+        type=flag_type("--threshold", INPAINT_FLAGS["--threshold"]),
+        default=0.5,
+        help="grey level in (0, 1) binarising masks and sketches",
     )
     parser.add_argument(
-        "--device", default="auto", help="auto (CUDA when available, else CPU), cpu, cuda, cuda:1"
+        "--device",
+        type=flag_type("--device", INPAINT_FLAGS["--device"]),
+        default="auto",
+        help="auto (CUDA when available, else CPU), cpu, cuda, cuda:1",
     )
     parser.add_argument(
         "--max-pixels",
-        type=int,
+        type=flag_type("--max-pixels", INPAINT_FLAGS["--max-pixels"]),
         help="refuse input images whose header announces more pixels than this (decompression-bomb "
         "guard; default: $MTMSA_MAX_PIXELS or 100000000)",
     )
@@ -95,8 +94,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> list[Path]:
     """Inpaint every job of ``args``; returns the written files."""
-    if not 0 < args.threshold < 1:
-        raise InpaintInputError(f"--threshold must be in (0, 1), got {args.threshold}")
+    problem = checkpoint_problem(str(args.checkpoint), f"--checkpoint {args.checkpoint}")
+    if problem is not None:
+        raise UserInputError(problem)
+    from tqdm.auto import tqdm
+
+    from mtmsa.data.io import max_pixels_limit
+    from mtmsa.inference.checkpoints import load_generator
+    from mtmsa.inference.inpainter import Inpainter
+    from mtmsa.inference.jobs import load_inputs, plan_jobs, save_image
+    from mtmsa.utils.cli import resolve_device
+
     args.max_pixels = max_pixels_limit(args.max_pixels)
     jobs = plan_jobs(args.image, args.mask, args.sketch, args.out)
     device = resolve_device(args.device, "--device")
@@ -114,6 +122,8 @@ def run(args: argparse.Namespace) -> list[Path]:
 def main(argv: Sequence[str] | None = None) -> None:
     parser = build_parser()
     args = parser.parse_args(argv)
+    import cv2.utils.logging
+
     # One line on stderr per error: no OpenCV decoder chatter, no second copy from logging's last resort.
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
     if not logging.getLogger("mtmsa").hasHandlers():

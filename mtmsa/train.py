@@ -11,19 +11,14 @@ import time
 import warnings
 from pathlib import Path
 
-import hydra
-import pytorch_lightning as pl
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 import mtmsa  # noqa: F401  (registers the config resolvers)
-from mtmsa.conf import CONFIG_PATH
-from mtmsa.data.datamodule import build_datamodule
-from mtmsa.training.callbacks import RunConfigInCheckpoints
-from mtmsa.training.fault_tolerance import resume_checkpoint
-from mtmsa.training.loggers import finish_wandb_runs
-from mtmsa.training.summary import print_run_summary
-from mtmsa.utils.cli import exit_on_user_error
+from mtmsa.utils.entry import hydra_entry
+
+# Torch, Lightning and the model are imported inside train(): the command line is checked before they load
+# (a mistake is reported in about a second, not after ten).
 
 log = logging.getLogger(__name__)
 
@@ -38,20 +33,29 @@ def instantiate_group(group: DictConfig | None) -> list:
 
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit the model of ``cfg``, validate the final weights, and return the validation metrics."""
+    import pytorch_lightning as pl
+
+    from mtmsa.data.datamodule import build_datamodule
+    from mtmsa.training.callbacks import RunConfigInCheckpoints
+    from mtmsa.training.fault_tolerance import check_training_checkpoint, resume_checkpoint
+    from mtmsa.training.loggers import finish_wandb_runs
+    from mtmsa.training.summary import print_run_summary
+
     started = time.perf_counter()
+    ckpt_path = resume_checkpoint(cfg.get("ckpt_path"), cfg.paths.output_dir)
+    if ckpt_path is not None:
+        check_training_checkpoint(ckpt_path)
+        log.info("resuming from %s", ckpt_path)
     pl.seed_everything(cfg.seed, workers=True)
     datamodule = build_datamodule(cfg, seed=cfg.seed)
     model = instantiate(cfg.model)
     run_config = OmegaConf.to_container(cfg, resolve=True)
     loggers = instantiate_group(cfg.get("logger"))
     callbacks = [*instantiate_group(cfg.get("callbacks")), RunConfigInCheckpoints(run_config)]
-    trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)
+    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)
     for logger in loggers:
         logger.log_hyperparams(run_config)
 
-    ckpt_path = resume_checkpoint(cfg.get("ckpt_path"), cfg.paths.output_dir)
-    if ckpt_path is not None:
-        log.info("resuming from %s", ckpt_path)
     try:
         trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
         results = trainer.validate(model, datamodule=datamodule, verbose=False)
@@ -63,11 +67,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
     return metrics
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="train")
+@hydra_entry("train")
 def main(cfg: DictConfig) -> float | None:
-    with exit_on_user_error():
-        metrics = train(cfg)
-    return metrics.get(cfg.get("optimized_metric"))
+    return train(cfg).get(cfg.get("optimized_metric"))
 
 
 if __name__ == "__main__":

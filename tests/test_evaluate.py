@@ -85,7 +85,11 @@ def test_command_line_error_is_one_message_and_exit_2(tmp_path):
     )  # fmt: skip
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
-    assert "broken.ckpt: not a torch checkpoint" in result.stderr
+    assert result.stderr.strip().splitlines() == [
+        f"error: ckpt_path={tmp_path / 'broken.ckpt'} is not a torch checkpoint: it is not the zip archive "
+        "torch.save writes (truncated, or another kind of file)"
+    ]
+    assert not (tmp_path / "logs").exists()
 
 
 def test_a_checkpoint_written_by_version_0_1_still_evaluates_from_the_command_line(sample_data_dir, tmp_path):

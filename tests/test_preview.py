@@ -94,9 +94,9 @@ def test_missing_dataset_exits_with_code_2_and_names_the_path(tmp_path):
         timeout=120,
     )
     assert result.returncode == 2, result.stderr[-2000:]
-    assert "DatasetNotFoundError" in result.stderr
-    assert str(tmp_path / "data" / "celebahq") in result.stderr
-    assert "Traceback" not in result.stderr
+    assert f"dataset.root={tmp_path / 'data' / 'celebahq'} does not exist" in result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.splitlines()) == 1
+    assert not (tmp_path / "logs").exists()  # refused before the run folder is made
 
 
 @pytest.mark.parametrize("name", ["box", "deepfill", "lama_medium", "lama_thick", "lama_thin", "mixed"])

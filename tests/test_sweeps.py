@@ -159,21 +159,28 @@ def sweep_dir(root: Path) -> Path:
 
 
 def test_grid_sweep_gives_each_job_a_folder_and_prints_the_ranked_summary(tmp_path, sample_data_dir):
-    """A failing combination (negative learning rate) is listed as failed; the others still run."""
+    """A failing combination (a data set folder of unreadable files: a mistake no config check sees) is
+    listed as failed; the others still run."""
+    unreadable = tmp_path / "unreadable"
+    for split in ("train", "val"):
+        (unreadable / split).mkdir(parents=True)
+        (unreadable / split / "noise.png").write_bytes(b"not an image")
+    roots = f"{sample_data_dir / 'sample'},{unreadable}"
     result = run_cli(
-        ["-m", "model.attention.heads=1,2", "model.optimizer_g.lr=1e-3,-1", *TINY_JOB],
+        ["-m", "model.attention.heads=1,2", "dataset=folder", f"dataset.root={roots}", "dataset.num_workers=0",
+         *TINY_JOB],
         tmp_path,
         sample_data_dir,
-    )
+    )  # fmt: skip
     assert result.returncode == 1, result.stderr[-3000:]
     assert "error: 2 of 4 sweep jobs failed" in result.stderr
     folder = sweep_dir(tmp_path)
     jobs = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
     assert jobs == [
-        "0_sample-mtmsa-h1-learned_map",
-        "1_sample-mtmsa-h1-learned_map",
-        "2_sample-mtmsa-h2-learned_map",
-        "3_sample-mtmsa-h2-learned_map",
+        "0_folder-mtmsa-h1-learned_map",
+        "1_folder-mtmsa-h1-learned_map",
+        "2_folder-mtmsa-h2-learned_map",
+        "3_folder-mtmsa-h2-learned_map",
     ]
     records = {r.job: r for r in read_records(folder)}
     assert {r.job for r in records.values() if r.status == "failed"} == {jobs[1], jobs[3]}
@@ -189,8 +196,19 @@ def test_grid_sweep_gives_each_job_a_folder_and_prints_the_ranked_summary(tmp_pa
     assert summary in result.stdout
     best = max(completed, key=lambda r: r.value)
     assert table_jobs(summary)[0] == best.job and set(table_jobs(summary)[2:]) == {jobs[1], jobs[3]}
-    assert "Invalid learning rate: -1" in summary
-    assert "model.attention.heads=1 model.optimizer_g.lr=0.001" in summary
+    assert "holds no readable image" in records[jobs[1]].error and "| failed: " in summary
+    assert f"model.attention.heads=1 dataset.root={sample_data_dir / 'sample'}" in summary
+
+
+def test_grid_sweep_with_a_bad_value_is_refused_before_any_job(tmp_path, sample_data_dir):
+    """Every job's config is checked before the sweep starts: no sweep folder, one line naming the job."""
+    result = run_cli(["-m", "model.attention.heads=1,2", "model.optimizer_g.lr=1e-3,-1", *TINY_JOB], tmp_path)
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert result.stderr.strip().splitlines() == [
+        "error: job 1 of the sweep (model.attention.heads=1 model.optimizer_g.lr=-1): "
+        "model.optimizer_g.lr=-1 is not a number > 0"
+    ]
+    assert not (tmp_path / "logs").exists()
 
 
 @pytest.mark.slow

@@ -17,26 +17,25 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import hydra
-import kornia
-import numpy as np
-import torch
 from hydra import compose
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig
-from tqdm.auto import tqdm
 
 import mtmsa  # noqa: F401  (registers the config resolvers)
-from mtmsa.conf import CONFIG_PATH
-from mtmsa.data.datamodule import Batch, InpaintingDataModule, build_datamodule
-from mtmsa.data.sketch import EdgeSketches
-from mtmsa.utils.cli import exit_on_user_error
-from mtmsa.utils.images import hole_ratio, to_unit_range
-from mtmsa.visualization.data_pictures import plot_hole_ratio_histograms, plot_sketch_steps
-from mtmsa.visualization.grids import save_png, training_sample_grid
+from mtmsa.utils.entry import hydra_entry
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+
+    from mtmsa.data.datamodule import Batch, InpaintingDataModule
+    from mtmsa.data.sketch import EdgeSketches
+
+# Torch and the pictures' code are imported inside the functions: the command line is checked before they load.
 
 
 def training_samples(datamodule: InpaintingDataModule, num_samples: int, seed: int) -> Batch:
@@ -45,6 +44,9 @@ def training_samples(datamodule: InpaintingDataModule, num_samples: int, seed: i
 
     Returns ``{"image": (N,3,H,W) in [-1, 1], "mask": (N,1,H,W), "sketch": (N,1,H,W)}``.
     """
+    import numpy as np
+    import torch
+
     datamodule.prepare_data()
     datamodule.setup("fit")
     dataset = datamodule.train_set
@@ -57,6 +59,11 @@ def hole_ratios(
     masks: Callable[..., torch.Tensor], count: int, size: int, batch_size: int, seed: int, name: str = ""
 ) -> np.ndarray:
     """(count,) hole ratios of ``count`` masks of ``size`` x ``size`` drawn in batches (with a progress bar)."""
+    import torch
+    from tqdm.auto import tqdm
+
+    from mtmsa.utils.images import hole_ratio
+
     generator = torch.Generator().manual_seed(seed)
     ratios = []
     with tqdm(total=count, desc=f"hole ratios {name}".strip(), unit="mask") as progress:
@@ -75,6 +82,11 @@ def sketch_steps(sketches: EdgeSketches, images: torch.Tensor, masks: torch.Tens
     ``sketches.draw(images, masks, generator seeded with seed)``. Steps 1-2 (blurred grey, non-maximum-suppressed Canny
     gradient magnitude scaled by its 99.9% quantile) are recomputed here for display, as EdgeSketches does not return them.
     """
+    import kornia
+    import torch
+
+    from mtmsa.utils.images import to_unit_range
+
     generator = torch.Generator(device=images.device).manual_seed(seed)
     height, width = images.shape[-2:]
     sigma = max(0.5, sketches.blur * min(height, width))
@@ -101,6 +113,11 @@ def mask_configs(cfg: DictConfig) -> dict[str, DictConfig]:
 
 def write_pictures(cfg: DictConfig) -> dict[str, Path]:
     """Write the pictures of ``cfg`` (mtmsa/conf/preview.yaml) into ``cfg.out_dir``; returns name -> path."""
+    from mtmsa.data.datamodule import build_datamodule
+    from mtmsa.data.sketch import EdgeSketches
+    from mtmsa.visualization.data_pictures import plot_hole_ratio_histograms, plot_sketch_steps
+    from mtmsa.visualization.grids import save_png, training_sample_grid
+
     out_dir = Path(cfg.out_dir)
     datamodule = build_datamodule(cfg)
     batch = training_samples(datamodule, cfg.num_samples, cfg.seed)
@@ -127,11 +144,10 @@ def write_pictures(cfg: DictConfig) -> dict[str, Path]:
     return written
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="preview")
+@hydra_entry("preview")
 def main(cfg: DictConfig) -> None:
-    with exit_on_user_error():
-        for name, path in write_pictures(cfg).items():
-            print(f"{name}: wrote {path}")
+    for name, path in write_pictures(cfg).items():
+        print(f"{name}: wrote {path}")
 
 
 if __name__ == "__main__":

@@ -76,6 +76,8 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     checkpoint or whose pickle refers to anything beyond plain data (it would run code when loaded).
     """
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(path, "it is a folder, not a checkpoint file written by mtmsa.train")
     if not path.is_file():
         raise FileNotFoundError(
             f"checkpoint {path} does not exist; pass the path of a .ckpt written by mtmsa.train "

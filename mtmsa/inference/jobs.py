@@ -10,12 +10,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from mtmsa.conf.schema.run import MASK_CONVENTIONS as MASK_CONVENTIONS  # declared with the other options
+from mtmsa.conf.schema.run import SKETCH_CONVENTIONS as SKETCH_CONVENTIONS
 from mtmsa.data.io import IMAGE_EXTENSIONS, read_gray, read_image_size, read_rgb
 from mtmsa.utils.errors import UserInputError
 from mtmsa.utils.files import replaced_atomically
-
-MASK_CONVENTIONS = ("hole-white", "hole-black")
-SKETCH_CONVENTIONS = ("auto", "black-on-white", "white-on-black")
 
 
 class InpaintInputError(UserInputError):

@@ -98,3 +98,18 @@ def resume_checkpoint(requested: str | None, run_dir: str | os.PathLike) -> str 
     candidates = [run_dir / "checkpoints" / LAST_CHECKPOINT, *run_dir.glob("hpc_ckpt_*.ckpt")]
     existing = [path for path in candidates if path.is_file()]
     return str(max(existing, key=lambda path: path.stat().st_mtime)) if existing else None
+
+
+def check_training_checkpoint(path: str | os.PathLike) -> None:
+    """Raise a CheckpointError unless ``path`` is a checkpoint ``mtmsa.train`` can resume from: read
+    weights-only (a file whose pickle would run code is refused before Lightning unpickles it in full),
+    holding the weights and the optimizers' state."""
+    from mtmsa.inference.checkpoints import CheckpointError, load_checkpoint
+
+    missing = [key for key in ("state_dict", "optimizer_states") if key not in load_checkpoint(path)]
+    if missing:
+        raise CheckpointError(
+            path,
+            f"it holds no {' or '.join(missing)}, so training cannot resume from it; pass a .ckpt written "
+            "by mtmsa.train (<run>/checkpoints/last.ckpt)",
+        )

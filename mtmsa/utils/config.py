@@ -7,7 +7,6 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
@@ -21,7 +20,11 @@ def device_count(devices: int | str | Sequence[int]) -> int:
             return len([d for d in devices.split(",") if d.strip()])
         devices = -1 if devices.strip() == "auto" else int(devices)
     if isinstance(devices, int):
-        return max(torch.cuda.device_count(), 1) if devices == -1 else devices
+        if devices != -1:
+            return devices
+        import torch  # only here: a command checks its configuration before torch loads
+
+        return max(torch.cuda.device_count(), 1)
     return len(devices)
 
 
@@ -37,7 +40,14 @@ def run_group(mode: object, sweep_dir: str, single_run_group: str) -> str:
     return f"sweep-{Path(sweep_dir).name}" if str(mode).endswith("MULTIRUN") else single_run_group
 
 
-RESOLVERS = {"mtmsa.strategy": strategy_for, "mtmsa.run_group": run_group}
+def metric_mode(metric: str) -> str:
+    """``min`` for a metric where lower is better (``val/l1_hole``), else ``max``: the best checkpoint's mode."""
+    from mtmsa.conf.schema.model import LOWER_IS_BETTER
+
+    return "min" if str(metric).rpartition("/")[2] in LOWER_IS_BETTER else "max"
+
+
+RESOLVERS = {"mtmsa.strategy": strategy_for, "mtmsa.run_group": run_group, "mtmsa.metric_mode": metric_mode}
 
 
 def register_resolvers() -> None:
