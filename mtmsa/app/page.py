@@ -1,0 +1,226 @@
+"""The editor page: a Gradio Blocks app around ``gr.ImageEditor`` with two fixed layers.
+
+The user opens an image (upload, drag and drop, or one of the bundled example photos), paints the hole on
+the layer ``hole`` and draws guiding lines on the layer ``sketch`` (both over the photo, with the editor's
+brush size slider, eraser and undo), fills, compares before and after, downloads the PNG, and may keep
+editing the result or look at the temperature maps of the last fill.
+
+The pixels that are filled are never the editor's: the opened file is decoded on the server by
+:func:`mtmsa.data.io.read_rgb` (as ``mtmsa.inpaint`` decodes it) and kept in the session; the editor only
+shows it and sends back its two layers, whose painted (opaque) pixels are the hole and the strokes. The
+download is that image with its hole filled, written as PNG on the server, so its known pixels are the
+file's, byte for byte, whatever the browser does when it draws or exports the canvas.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import uuid
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+
+from mtmsa.app.engine import Engine, Fill, ServerBusy
+from mtmsa.data.io import read_rgb
+from mtmsa.inference.jobs import save_image
+from mtmsa.utils.cli import USER_ERRORS, user_error_message
+from mtmsa.visualization.attention_maps import temperature_plot
+from mtmsa.visualization.figures import figure_image
+
+LAYERS = ("hole", "sketch")
+"""The editor's layers, in order: paint the hole on the first, draw sketch lines on the second."""
+HOLE_COLOUR = "#ff3366"
+SKETCH_COLOUR = "#ffffff"
+CANVAS_SIZE = (540, 480)
+"""The editor's view (width, height) in screen pixels; the canvas itself has the image's size."""
+PAINTED_ALPHA = 128
+"""A layer pixel counts as painted when its alpha is at least this (strokes are opaque; their anti-aliased
+rims are not)."""
+
+INSTRUCTIONS = """\
+### mtmsa: sketch-guided inpainting
+1. **Open** an image (drop a file, or click an example).
+2. On the layer **hole** (layer menu at the bottom of the editor), **paint over what should go**.
+3. Optionally switch to the layer **sketch** and **draw lines of what should appear** (white lines, as the
+   model takes them). Brush size, eraser and undo are in the editor's toolbar.
+4. **Fill**, compare before and after with the slider, **download** the PNG, or **keep editing** the result.
+"""
+
+
+@dataclass(frozen=True, eq=False)
+class Session:
+    """What the server keeps for one browser tab: the image being edited and the last fill."""
+
+    image: np.ndarray
+    name: str
+    fill: Fill | None = None
+    download: Path | None = None
+
+
+class PageError(Exception):
+    """A problem with what the page sent (shown to the user as one message)."""
+
+
+def painted(layer: np.ndarray | None, shape: tuple[int, int], name: str) -> np.ndarray:
+    """(H, W) bool: where a layer (RGBA from the editor) is painted; all False for a missing layer."""
+    if layer is None:
+        return np.zeros(shape, bool)
+    if layer.shape[:2] != shape:
+        raise PageError(
+            f"the {name} layer is {layer.shape[1]}x{layer.shape[0]} but the image is {shape[1]}x{shape[0]}; "
+            "open the image again"
+        )
+    alpha = layer[..., 3] if layer.ndim == 3 and layer.shape[2] == 4 else np.full(shape, 255, np.uint8)
+    return alpha >= PAINTED_ALPHA
+
+
+def editor_layers(value: dict | None, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """(hole, strokes) from the editor's value: the painted pixels of its ``hole`` and ``sketch`` layers."""
+    layers = list((value or {}).get("layers") or [])
+    layers += [None] * (len(LAYERS) - len(layers))
+    hole, strokes = (painted(layer, shape, name) for layer, name in zip(layers, LAYERS, strict=False))
+    return hole, strokes
+
+
+def editor_value(image: np.ndarray) -> dict:
+    """The editor showing ``image`` with empty layers."""
+    return {"background": image, "layers": [], "composite": None}
+
+
+def build_page(
+    engine: Engine, examples: list[Path], max_pixels: int, downloads: Path | None = None
+) -> gr.Blocks:
+    """The Blocks of the editor page. ``downloads``: where result PNGs are written (a temporary folder)."""
+    downloads = Path(downloads or tempfile.mkdtemp(prefix="mtmsa-app-"))
+    trained_size = engine.trained.image_size
+
+    def open_image(path: str | None):
+        if not path:
+            return None, None, None, gr.update(value=None, interactive=False), None, "Open an image."
+        try:
+            image = read_rgb(path, max_pixels)
+        except USER_ERRORS as error:
+            raise gr.Error(user_error_message(error), print_exception=False) from None
+        height, width = image.shape[:2]
+        session = Session(image, Path(path).stem)
+        status = f"Opened {Path(path).name}, {width}x{height}. Paint the hole on the layer **hole**."
+        return session, editor_value(image), None, gr.update(value=None, interactive=False), None, status
+
+    def fill(value: dict | None, session: Session | None):
+        if session is None:
+            raise gr.Error("Open an image first (drop a file, or click an example).", print_exception=False)
+        try:
+            hole, strokes = editor_layers(value, session.image.shape[:2])
+        except PageError as error:
+            raise gr.Error(str(error), print_exception=False) from None
+        if not hole.any():
+            raise gr.Error(
+                "The layer 'hole' is empty: choose it in the layer menu and paint over what should go.",
+                print_exception=False,
+            )
+        try:
+            result = engine.run(engine.fill, session.image, hole, strokes if strokes.any() else None)
+        except ServerBusy as error:
+            raise gr.Error(str(error), print_exception=False) from None
+        if session.download is not None:  # the last result's file: Gradio serves its own copy
+            shutil.rmtree(session.download.parent, ignore_errors=True)
+        path = downloads / uuid.uuid4().hex / f"{session.name}-inpainted.png"
+        save_image(result.pixels, path)
+        session = replace(session, fill=result, download=path)
+        status = (
+            f"Filled {int(hole.sum()):,} hole pixels{' with your sketch' if strokes.any() else ''} in "
+            f"{result.seconds * 1000:.0f} ms (model at {trained_size} px). Download the PNG, or keep editing."
+        )
+        download = gr.update(value=str(path), interactive=True)
+        return session, (session.image, result.pixels), download, None, status
+
+    def keep_editing(session: Session | None):
+        if session is None or session.fill is None:
+            raise gr.Error("Fill first: there is no result to keep editing.", print_exception=False)
+        session = Session(session.fill.pixels, f"{session.name}-edited")
+        return session, editor_value(session.image), "Editing the result: paint the next hole."
+
+    def clear_layers(session: Session | None):
+        if session is None:
+            return None, "Open an image."
+        return editor_value(session.image), "Layers cleared."
+
+    def show_temperatures(session: Session | None):
+        if session is None or session.fill is None:
+            raise gr.Error("Fill first: the maps are those of the last fill.", print_exception=False)
+        result = session.fill
+        if result.temperature is None or result.seen is None:
+            raise gr.Error(
+                "This model's attention has no temperatures (model.attention is not mtmsa).",
+                print_exception=False,
+            )
+        figure = temperature_plot(result.seen[None], result.temperature[None], result.temperature_range)
+        picture = figure_image(figure).permute(1, 2, 0).mul(255).round().byte().numpy()
+        low, high = result.temperature.min().item(), result.temperature.max().item()
+        return picture, f"Temperatures of the last fill: {low:.3g} to {high:.3g}, per head and position."
+
+    # Gradio's copies of uploads and results older than an hour are deleted every hour.
+    with gr.Blocks(title="mtmsa editor", analytics_enabled=False, delete_cache=(3600, 3600)) as page:
+        session = gr.State(None)
+        gr.Markdown(INSTRUCTIONS)
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=1, min_width=240):
+                opener = gr.File(
+                    label="Open an image", file_types=["image"], type="filepath", elem_id="opener"
+                )
+                gr.Examples(
+                    examples=[[str(p)] for p in examples],
+                    inputs=opener,
+                    example_labels=[p.stem for p in examples],
+                    label="Examples (one click)",
+                    elem_id="examples",
+                )
+                fill_button = gr.Button("Fill", variant="primary", elem_id="fill")
+                clear_button = gr.Button("Clear layers", size="sm", elem_id="clear")
+                keep_button = gr.Button("Keep editing the result", size="sm", elem_id="keep")
+                download = gr.DownloadButton("Download PNG", interactive=False, size="sm", elem_id="download")
+                status = gr.Markdown("Open an image.", elem_id="status")
+            with gr.Column(scale=2, min_width=400):  # a column each: the editor's canvas keeps its width
+                editor = gr.ImageEditor(
+                    label="Input: paint the hole (layer 'hole'), draw lines (layer 'sketch')",
+                    sources=(),
+                    type="numpy",
+                    image_mode="RGBA",
+                    format="png",
+                    layers=gr.LayerOptions(allow_additional_layers=False, layers=list(LAYERS)),
+                    brush=gr.Brush(
+                        colors=[HOLE_COLOUR, SKETCH_COLOUR], default_color=HOLE_COLOUR, color_mode="fixed"
+                    ),
+                    eraser=gr.Eraser(),
+                    transforms=(),
+                    canvas_size=CANVAS_SIZE,
+                    height=CANVAS_SIZE[1] + 80,
+                    interactive=True,
+                    buttons=["fullscreen"],
+                    elem_id="editor",
+                )
+            with gr.Column(scale=2, min_width=400):
+                result = gr.ImageSlider(
+                    label="Result: before | after (drag the slider)",
+                    type="numpy",
+                    format="png",
+                    interactive=False,
+                    height=CANVAS_SIZE[1] + 80,
+                    max_height=CANVAS_SIZE[1] + 80,
+                    elem_id="result",
+                )
+        with gr.Accordion("Temperature maps of the last fill", open=False):
+            temperature_button = gr.Button("Show temperature maps", size="sm", elem_id="show-temperature")
+            temperatures = gr.Image(label="temperature per head", interactive=False, elem_id="temperature")
+
+        opened = [session, editor, result, download, temperatures, status]
+        opener.change(open_image, opener, opened)
+        filled = [session, result, download, temperatures, status]
+        fill_button.click(fill, [editor, session], filled, concurrency_limit=1)
+        keep_button.click(keep_editing, session, [session, editor, status])
+        clear_button.click(clear_layers, session, [editor, status])
+        temperature_button.click(show_temperatures, session, [temperatures, status], concurrency_limit=1)
+    return page
