@@ -44,8 +44,8 @@ INSTRUCTIONS = """\
 ### mtmsa: sketch-guided inpainting
 1. **Open** an image (drop a file, or click an example).
 2. On the layer **hole** (layer menu at the bottom of the editor), **paint over what should go**.
-3. Optionally switch to the layer **sketch** and **draw lines of what should appear** (white lines, as the
-   model takes them). Brush size, eraser and undo are in the editor's toolbar.
+3. Optionally switch to the layer **sketch**, pick white and a small brush size, and **draw lines of what
+   should appear** (white on black, as the model takes them). Eraser and undo are in the editor's toolbar.
 4. **Fill**, compare before and after with the slider, **download** the PNG, or **keep editing** the result.
 """
 
@@ -97,9 +97,9 @@ def build_page(
     downloads = Path(downloads or tempfile.mkdtemp(prefix="mtmsa-app-"))
     trained_size = engine.trained.image_size
 
-    def open_image(path: str | None):
+    def open_image(path: str | None, shown: int):
         if not path:
-            return None, None, None, gr.update(value=None, interactive=False), None, "Open an image."
+            return None, shown + 1, None, gr.update(value=None, interactive=False), None, "Open an image."
         try:
             image = read_rgb(path, max_pixels)
         except USER_ERRORS as error:
@@ -107,7 +107,7 @@ def build_page(
         height, width = image.shape[:2]
         session = Session(image, Path(path).stem)
         status = f"Opened {Path(path).name}, {width}x{height}. Paint the hole on the layer **hole**."
-        return session, editor_value(image), None, gr.update(value=None, interactive=False), None, status
+        return session, shown + 1, None, gr.update(value=None, interactive=False), None, status
 
     def fill(value: dict | None, session: Session | None):
         if session is None:
@@ -137,16 +137,14 @@ def build_page(
         download = gr.update(value=str(path), interactive=True)
         return session, (session.image, result.pixels), download, None, status
 
-    def keep_editing(session: Session | None):
+    def keep_editing(session: Session | None, shown: int):
         if session is None or session.fill is None:
             raise gr.Error("Fill first: there is no result to keep editing.", print_exception=False)
         session = Session(session.fill.pixels, f"{session.name}-edited")
-        return session, editor_value(session.image), "Editing the result: paint the next hole."
+        return session, shown + 1, "Editing the result: paint the next hole."
 
-    def clear_layers(session: Session | None):
-        if session is None:
-            return None, "Open an image."
-        return editor_value(session.image), "Layers cleared."
+    def clear_layers(session: Session | None, shown: int):
+        return shown + 1, "Open an image." if session is None else "Layers cleared."
 
     def show_temperatures(session: Session | None):
         if session is None or session.fill is None:
@@ -162,9 +160,31 @@ def build_page(
         low, high = result.temperature.min().item(), result.temperature.max().item()
         return picture, f"Temperatures of the last fill: {low:.3g} to {high:.3g}, per head and position."
 
+    def new_editor(value: dict | None) -> gr.ImageEditor:
+        return gr.ImageEditor(
+            value=value,
+            label="Input: paint the hole (layer 'hole'), draw lines (layer 'sketch')",
+            sources=(),
+            type="numpy",
+            image_mode="RGBA",
+            format="png",
+            layers=gr.LayerOptions(allow_additional_layers=False, layers=list(LAYERS)),
+            brush=gr.Brush(
+                colors=[HOLE_COLOUR, SKETCH_COLOUR], default_color=HOLE_COLOUR, color_mode="fixed"
+            ),
+            eraser=gr.Eraser(),
+            transforms=(),
+            canvas_size=CANVAS_SIZE,
+            height=CANVAS_SIZE[1] + 80,
+            interactive=True,
+            buttons=["fullscreen"],
+            elem_id="editor",
+        )
+
     # Gradio's copies of uploads and results older than an hour are deleted every hour.
     with gr.Blocks(title="mtmsa editor", analytics_enabled=False, delete_cache=(3600, 3600)) as page:
         session = gr.State(None)
+        shown = gr.State(0)  # counts the images sent to the editor: each one re-makes it
         gr.Markdown(INSTRUCTIONS)
         with gr.Row(equal_height=False):
             with gr.Column(scale=1, min_width=240):
@@ -184,24 +204,14 @@ def build_page(
                 download = gr.DownloadButton("Download PNG", interactive=False, size="sm", elem_id="download")
                 status = gr.Markdown("Open an image.", elem_id="status")
             with gr.Column(scale=2, min_width=400):  # a column each: the editor's canvas keeps its width
-                editor = gr.ImageEditor(
-                    label="Input: paint the hole (layer 'hole'), draw lines (layer 'sketch')",
-                    sources=(),
-                    type="numpy",
-                    image_mode="RGBA",
-                    format="png",
-                    layers=gr.LayerOptions(allow_additional_layers=False, layers=list(LAYERS)),
-                    brush=gr.Brush(
-                        colors=[HOLE_COLOUR, SKETCH_COLOUR], default_color=HOLE_COLOUR, color_mode="fixed"
-                    ),
-                    eraser=gr.Eraser(),
-                    transforms=(),
-                    canvas_size=CANVAS_SIZE,
-                    height=CANVAS_SIZE[1] + 80,
-                    interactive=True,
-                    buttons=["fullscreen"],
-                    elem_id="editor",
-                )
+
+                @gr.render(inputs=[session], triggers=[page.load, shown.change])
+                def show_editor(current: Session | None):
+                    # A new editor for each image shown: Gradio 6.31's editor can hang when its image is
+                    # replaced after strokes on a second layer, and one made with its image never does.
+                    editor = new_editor(None if current is None else editor_value(current.image))
+                    fill_button.click(fill, [editor, session], filled, concurrency_limit=1)
+
             with gr.Column(scale=2, min_width=400):
                 result = gr.ImageSlider(
                     label="Result: before | after (drag the slider)",
@@ -216,11 +226,9 @@ def build_page(
             temperature_button = gr.Button("Show temperature maps", size="sm", elem_id="show-temperature")
             temperatures = gr.Image(label="temperature per head", interactive=False, elem_id="temperature")
 
-        opened = [session, editor, result, download, temperatures, status]
-        opener.change(open_image, opener, opened)
+        opener.change(open_image, [opener, shown], [session, shown, result, download, temperatures, status])
         filled = [session, result, download, temperatures, status]
-        fill_button.click(fill, [editor, session], filled, concurrency_limit=1)
-        keep_button.click(keep_editing, session, [session, editor, status])
-        clear_button.click(clear_layers, session, [editor, status])
+        keep_button.click(keep_editing, [session, shown], [session, shown, status])
+        clear_button.click(clear_layers, [session, shown], [shown, status])
         temperature_button.click(show_temperatures, session, [temperatures, status], concurrency_limit=1)
     return page
