@@ -21,6 +21,7 @@ pytest.importorskip("gradio", reason="the editor needs the app extra: pip instal
 from mtmsa.app.engine import Engine, ServerBusy, png_bytes  # noqa: E402
 from mtmsa.app.page import PageError, editor_layers  # noqa: E402
 from mtmsa.app.server import build_app  # noqa: E402
+from mtmsa.app.server import main as app_main  # noqa: E402
 from mtmsa.data.io import read_rgb  # noqa: E402
 from mtmsa.inference.checkpoints import load_generator  # noqa: E402
 from mtmsa.inference.jobs import read_mask  # noqa: E402
@@ -400,7 +401,7 @@ def test_health_names_the_model(server):
     }
 
 
-def test_the_command_serves_page_and_api_and_refuses_bad_starts_in_one_line(files, tmp_path):
+def test_the_command_serves_page_and_api(files):
     server = Command(["--checkpoint", str(CHECKPOINT_V0_1), "--port", "0", "--device", "cpu"])
     try:
         assert server.url.startswith("http://127.0.0.1:")
@@ -408,32 +409,38 @@ def test_the_command_serves_page_and_api_and_refuses_bad_starts_in_one_line(file
         assert page.status_code == 200 and '"title":"mtmsa editor"' in page.text
         response = post_inpaint(server.url, upload(files, "image.png", "hole.png", "sketch.png"))
         assert response.status_code == 200 and response.content[:8] == b"\x89PNG\r\n\x1a\n"
-        port = server.url.rsplit(":", 1)[1].strip("/")
-        busy = _start_fails(["--checkpoint", str(CHECKPOINT_V0_1), "--port", port])
-        assert busy.startswith(f"error: UserInputError: cannot listen on 127.0.0.1:{port}")
-        assert busy.endswith("choose another --port or --host")
     finally:
-        server.stop()
-    assert _start_fails(["--checkpoint", str(tmp_path / "missing.ckpt")]).startswith(
+        assert server.stop() in (0, -15)
+    assert server.lines[0].startswith(
+        f"mtmsa editor: {server.url}  (API: POST {server.url}api/inpaint; model "
+    )
+
+
+def test_the_command_refuses_bad_starts_in_one_line(server, tmp_path, capsys, monkeypatch):
+    def start_fails(args: list[str]) -> str:
+        capsys.readouterr()
+        with pytest.raises(SystemExit) as exit:
+            app_main(["--device", "cpu", *args])
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert exit.value.code == 2 and len(lines) == 1, lines
+        return lines[0]
+
+    port = server.rsplit(":", 1)[1].strip("/")  # taken by the test server
+    assert start_fails(["--checkpoint", str(CHECKPOINT_V0_1), "--port", port]) == (
+        f"error: UserInputError: cannot listen on 127.0.0.1:{port} (Address already in use); "
+        "choose another --port or --host"
+    )
+    assert start_fails(["--checkpoint", str(tmp_path / "missing.ckpt")]).startswith(
         f"error: FileNotFoundError: checkpoint {tmp_path / 'missing.ckpt'} does not exist"
     )
     (tmp_path / "noise.ckpt").write_bytes(b"\x00" * 100)
-    assert _start_fails(["--checkpoint", str(tmp_path / "noise.ckpt")]).startswith(
+    assert start_fails(["--checkpoint", str(tmp_path / "noise.ckpt")]).startswith(
         f"error: CheckpointError: cannot use checkpoint {tmp_path / 'noise.ckpt'}: not a torch checkpoint"
     )
-    no_gradio = "import sys; sys.modules['gradio'] = None; from mtmsa.app.server import main; main()"
-    message = _start_fails(["--checkpoint", str(CHECKPOINT_V0_1)], prefix=["-c", no_gradio])
-    assert message == (
+    for option in ("--queue-size", "--max-upload-mb"):
+        message = start_fails(["--checkpoint", str(CHECKPOINT_V0_1), option, "0"])
+        assert message == f"error: UserInputError: {option} must be at least 1, got 0"
+    monkeypatch.setitem(sys.modules, "gradio", None)  # as if the app extra were not installed
+    assert start_fails(["--checkpoint", str(CHECKPOINT_V0_1)]) == (
         "error: UserInputError: the editor needs the app extra (gradio is not installed); pip install 'mtmsa[app]'"
     )
-
-
-def _start_fails(args: list[str], prefix: list[str] | None = None) -> str:
-    """The one stderr line of an ``mtmsa.app`` start that fails with exit code 2."""
-    import subprocess
-
-    command = [sys.executable, *(prefix or ["-m", "mtmsa.app"]), *args]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
-    lines = done.stderr.strip().splitlines()
-    assert done.returncode == 2 and len(lines) == 1, done.stderr
-    return lines[0]
