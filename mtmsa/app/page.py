@@ -14,18 +14,20 @@ file's, byte for byte, whatever the browser does when it draws or exports the ca
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import tempfile
+import time
 import uuid
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import gradio as gr
 import numpy as np
+from PIL import Image
 
 from mtmsa.app.engine import Engine, Fill, ServerBusy
 from mtmsa.data.io import read_rgb
-from mtmsa.inference.jobs import save_image
 from mtmsa.utils.cli import USER_ERRORS, user_error_message
 from mtmsa.visualization.attention_maps import temperature_plot
 from mtmsa.visualization.figures import figure_image
@@ -50,14 +52,20 @@ INSTRUCTIONS = """\
 """
 
 
+KEEP_FILES_SECONDS = 3600
+"""The page's PNG files (images shown, results) older than this are deleted when an image is opened."""
+
+
 @dataclass(frozen=True, eq=False)
 class Session:
-    """What the server keeps for one browser tab: the image being edited and the last fill."""
+    """What the server keeps for one browser tab: the image being edited (its pixels, and a PNG of them that the
+    page shows), and the last fill with its PNG."""
 
     image: np.ndarray
     name: str
+    picture: Path
     fill: Fill | None = None
-    download: Path | None = None
+    result: Path | None = None
 
 
 class PageError(Exception):
@@ -85,9 +93,26 @@ def editor_layers(value: dict | None, shape: tuple[int, int]) -> tuple[np.ndarra
     return hole, strokes
 
 
-def editor_value(image: np.ndarray) -> dict:
-    """The editor showing ``image`` with empty layers."""
-    return {"background": image, "layers": [], "composite": None}
+def editor_value(picture: Path) -> dict:
+    """The editor showing the image file ``picture`` with empty layers."""
+    return {"background": str(picture), "layers": [], "composite": None}
+
+
+def write_png(pixels: np.ndarray, folder: Path, name: str) -> Path:
+    """``pixels`` as ``folder/<new sub-folder>/name.png`` (a folder each, so the name the user downloads is kept)."""
+    path = folder / uuid.uuid4().hex / f"{name}.png"
+    path.parent.mkdir(parents=True)
+    Image.fromarray(pixels).save(path)
+    return path
+
+
+def remove_old_files(folder: Path, seconds: float = KEEP_FILES_SECONDS) -> None:
+    """Delete the sub-folders of ``folder`` not modified for ``seconds``."""
+    limit = time.time() - seconds
+    for child in folder.glob("*"):
+        with contextlib.suppress(OSError):
+            if child.stat().st_mtime < limit:
+                shutil.rmtree(child, ignore_errors=True)
 
 
 def build_page(
@@ -105,7 +130,8 @@ def build_page(
         except USER_ERRORS as error:
             raise gr.Error(user_error_message(error), print_exception=False) from None
         height, width = image.shape[:2]
-        session = Session(image, Path(path).stem)
+        remove_old_files(downloads)
+        session = Session(image, Path(path).stem, write_png(image, downloads, Path(path).stem))
         status = f"Opened {Path(path).name}, {width}x{height}. Paint the hole on the layer **hole**."
         return session, shown + 1, None, gr.update(value=None, interactive=False), None, status
 
@@ -125,22 +151,19 @@ def build_page(
             result = engine.run(engine.fill, session.image, hole, strokes if strokes.any() else None)
         except ServerBusy as error:
             raise gr.Error(str(error), print_exception=False) from None
-        if session.download is not None:  # the last result's file: Gradio serves its own copy
-            shutil.rmtree(session.download.parent, ignore_errors=True)
-        path = downloads / uuid.uuid4().hex / f"{session.name}-inpainted.png"
-        save_image(result.pixels, path)
-        session = replace(session, fill=result, download=path)
+        path = write_png(result.pixels, downloads, f"{session.name}-inpainted")
+        session = replace(session, fill=result, result=path)
         status = (
             f"Filled {int(hole.sum()):,} hole pixels{' with your sketch' if strokes.any() else ''} in "
             f"{result.seconds * 1000:.0f} ms (model at {trained_size} px). Download the PNG, or keep editing."
         )
         download = gr.update(value=str(path), interactive=True)
-        return session, (session.image, result.pixels), download, None, status
+        return session, (str(session.picture), str(path)), download, None, status
 
     def keep_editing(session: Session | None, shown: int):
         if session is None or session.fill is None:
             raise gr.Error("Fill first: there is no result to keep editing.", print_exception=False)
-        session = Session(session.fill.pixels, f"{session.name}-edited")
+        session = Session(session.fill.pixels, f"{session.name}-edited", session.result)
         return session, shown + 1, "Editing the result: paint the next hole."
 
     def clear_layers(session: Session | None, shown: int):
@@ -209,13 +232,13 @@ def build_page(
                 def show_editor(current: Session | None):
                     # A new editor for each image shown: Gradio 6.31's editor can hang when its image is
                     # replaced after strokes on a second layer, and one made with its image never does.
-                    editor = new_editor(None if current is None else editor_value(current.image))
+                    editor = new_editor(None if current is None else editor_value(current.picture))
                     fill_button.click(fill, [editor, session], filled, concurrency_limit=1)
 
             with gr.Column(scale=2, min_width=400):
                 result = gr.ImageSlider(
                     label="Result: before | after (drag the slider)",
-                    type="numpy",
+                    type="filepath",
                     format="png",
                     interactive=False,
                     height=CANVAS_SIZE[1] + 80,
