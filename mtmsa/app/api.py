@@ -5,7 +5,7 @@ Form fields: ``image``, ``mask`` (white = hole) and optional ``sketch`` are file
 (``hole-white``, default, or ``hole-black``) and ``sketch_convention`` (``auto``, default, ``black-on-white``
 or ``white-on-black``) are text, as the command's options. The uploads are written to a private temporary
 folder under their own file names and read by :func:`mtmsa.inference.jobs.load_inputs`, the command's reader,
-so the result and every message are the command's: a bad input gets a 4xx answer
+so the pixels of the result and every message are the command's: a bad input gets a 4xx answer
 ``{"error": "<the line mtmsa.inpaint prints after 'error: '>"}``, the folder left out of the file names.
 
 Bounds: a request body above ``max_bytes`` gets 413 (from its Content-Length, or as soon as that many bytes

@@ -54,10 +54,15 @@ class Fill:
     seconds: float
 
 
+PNG_COMPRESS_LEVEL = 1
+"""zlib level of the PNGs the server writes: the same pixels as ``mtmsa.inpaint``'s file (Pillow's level 6), in
+files about 10% larger written 3-5x faster (1024x768: 0.13 s instead of 0.7 s on one CPU core)."""
+
+
 def png_bytes(pixels: np.ndarray) -> bytes:
-    """(H, W, 3) uint8 as a PNG file, written by Pillow as :func:`mtmsa.inference.jobs.save_image` writes one."""
+    """(H, W, 3) uint8 as a PNG file (RGB, 8 bits; see :data:`PNG_COMPRESS_LEVEL`)."""
     buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="PNG")
+    Image.fromarray(pixels).save(buffer, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
     return buffer.getvalue()
 
 

@@ -24,9 +24,8 @@ from pathlib import Path
 
 import gradio as gr
 import numpy as np
-from PIL import Image
 
-from mtmsa.app.engine import Engine, Fill, ServerBusy
+from mtmsa.app.engine import Engine, Fill, ServerBusy, png_bytes
 from mtmsa.data.io import read_rgb
 from mtmsa.utils.cli import USER_ERRORS, user_error_message
 from mtmsa.visualization.attention_maps import temperature_plot
@@ -102,7 +101,7 @@ def write_png(pixels: np.ndarray, folder: Path, name: str) -> Path:
     """``pixels`` as ``folder/<new sub-folder>/name.png`` (a folder each, so the name the user downloads is kept)."""
     path = folder / uuid.uuid4().hex / f"{name}.png"
     path.parent.mkdir(parents=True)
-    Image.fromarray(pixels).save(path)
+    path.write_bytes(png_bytes(pixels))
     return path
 
 
