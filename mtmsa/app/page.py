@@ -65,6 +65,7 @@ class Session:
     picture: Path
     fill: Fill | None = None
     result: Path | None = None
+    fills: int = 0
 
 
 class PageError(Exception):
@@ -151,10 +152,11 @@ def build_page(
         except ServerBusy as error:
             raise gr.Error(str(error), print_exception=False) from None
         path = write_png(result.pixels, downloads, f"{session.name}-inpainted")
-        session = replace(session, fill=result, result=path)
+        session = replace(session, fill=result, result=path, fills=session.fills + 1)
         status = (
             f"Filled {int(hole.sum()):,} hole pixels{' with your sketch' if strokes.any() else ''} in "
-            f"{result.seconds * 1000:.0f} ms (model at {trained_size} px). Download the PNG, or keep editing."
+            f"{result.seconds * 1000:.0f} ms (model at {trained_size} px; fill {session.fills} of this image). "
+            "Download the PNG, or keep editing."
         )
         download = gr.update(value=str(path), interactive=True)
         return session, (str(session.picture), str(path)), download, None, status

@@ -24,23 +24,33 @@ def launch(playwright, browser: str | None = None):
     return playwright.chromium.launch(executable_path=executable, args=["--no-sandbox"])
 
 
+STATUS = '#status [data-testid="markdown"]'
+"""The status line's text (the element #status also holds the progress display of the event that writes it)."""
+
+
+def status_text(page) -> str:
+    return page.inner_text(STATUS).strip()
+
+
 def wait_for_status(page, text: str, timeout_ms: int = 60_000, previous: str | None = None) -> str:
-    """The status line once it contains ``text`` (and differs from ``previous``, the line before an action)."""
+    """The status line once the event writing it is done and it contains ``text`` (and differs from
+    ``previous``, the line before an action)."""
     try:
         page.wait_for_function(
-            """([text, previous]) => {
-                const status = document.querySelector('#status').innerText;
-                return status.includes(text) && status !== previous;
+            """([selector, text, previous]) => {
+                const status = document.querySelector(selector).innerText.trim();
+                const tracker = document.querySelector('#status [data-testid="status-tracker"]');
+                return status.includes(text) && status !== previous && tracker.classList.contains('hide');
             }""",
-            arg=[text, previous],
+            arg=[STATUS, text, previous],
             timeout=timeout_ms,
         )
     except PlaywrightTimeoutError:
         toasts = page.locator('[data-testid="toast-text"]').all_inner_texts()
         raise AssertionError(
-            f"the status never said {text!r}; it says {page.inner_text('#status')!r}, messages: {toasts}"
+            f"the status never said {text!r}; it says {status_text(page)!r}, messages: {toasts}"
         ) from None
-    return page.inner_text("#status")
+    return status_text(page)
 
 
 EDITOR_BUSY = """busy => {
@@ -132,7 +142,7 @@ def distance_to_segment(
 
 def fill_and_download(page, target: Path, timeout_ms: int = 60_000) -> str:
     """Press Fill, wait for the result, download it to ``target``; returns the status line."""
-    before = page.inner_text("#status")
+    before = status_text(page)
     page.click("#fill")
     status = wait_for_status(page, "Filled", timeout_ms, previous=before)
     with page.expect_download(timeout=timeout_ms) as download:
