@@ -26,10 +26,11 @@ def make_attention(seed=0, **kwargs):
     return TemperatureMaskedAttention(**{**options, **kwargs})
 
 
+@pytest.mark.parametrize("descriptor_size", [None, 8])  # 8 > 16 channels / 4 heads: padded values
 @pytest.mark.parametrize("patch_size", [1, 3])
 @pytest.mark.parametrize("mode", MODES)
-def test_fused_matches_reference(mode, patch_size):
-    attention = make_attention(temperature=mode, patch_size=patch_size)
+def test_fused_matches_reference(mode, patch_size, descriptor_size):
+    attention = make_attention(temperature=mode, patch_size=patch_size, descriptor_size=descriptor_size)
     for seed in range(3):
         x, mask = random_inputs(seed)
         fused, fused_aux = attention(x, mask)

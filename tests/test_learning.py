@@ -172,7 +172,7 @@ def test_generator_learns_to_copy_the_hole_from_elsewhere_in_the_image():
     """The hole's content exists elsewhere in the image, found by the surroundings it shares with it:
     the generator with its attention beats its own initial fill and the same generator without attention
     by 3 dB at the same budget."""
-    with_attention = train_on_copy_task("mtmsa", iterations=600)
-    without = train_on_copy_task("none", iterations=600)
+    with_attention = train_on_copy_task("mtmsa", iterations=800)
+    without = train_on_copy_task("none", iterations=800)
     assert with_attention["model"] >= with_attention["initial_fill"] + 3.0, with_attention
     assert with_attention["model"] >= without["model"] + 3.0, (with_attention, without)

@@ -17,6 +17,7 @@ from mtmsa.models.losses import (
     hinge_discriminator_loss,
     hinge_generator_loss,
     hole_l1,
+    sketch_edge_loss,
 )
 
 WIDTH = 8
@@ -279,3 +280,17 @@ def test_tiny_generator_overfits_one_image() -> None:
         optimizer.step()
         losses.append(terms["loss"].item())
     assert losses[-1] < 0.4 * losses[0]  # default PyTorch init of the gated convs only reaches ~0.6
+
+
+def test_sketch_edge_loss_counts_the_edges_on_drawn_pixels_in_the_hole() -> None:
+    target = torch.zeros(1, 3, 16, 16)
+    target[..., 8:] = 1.0  # a vertical edge between columns 7 and 8
+    masks = torch.ones(1, 1, 16, 16)
+    on_edge, elsewhere = torch.zeros(1, 1, 16, 16), torch.zeros(1, 1, 16, 16)
+    on_edge[..., 4:12, 8] = 1.0
+    elsewhere[..., 4:12, 2] = 1.0
+    flat = torch.full_like(target, 0.5)
+    assert sketch_edge_loss(target, target, on_edge, masks).item() == 0.0
+    assert sketch_edge_loss(flat, target, on_edge, masks).item() > 0.1  # the drawn edge is missing
+    assert sketch_edge_loss(flat, target, elsewhere, masks).item() == 0.0  # no edge there in the truth either
+    assert sketch_edge_loss(flat, target, on_edge, torch.zeros_like(masks)).item() == 0.0  # not in the hole

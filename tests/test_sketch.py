@@ -80,7 +80,9 @@ def test_short_fragments_are_removed():
     picture = torch.ones(1, 3, 128, 128)
     picture[..., 20:100, 60:70] = -1  # a long dark bar: long edges
     picture[..., 110:112, 20:22] = -1  # a 2x2 dot: a short closed edge
-    strokes = EdgeSketches(p=1.0, high_threshold=(0.3, 0.3), low_ratio=(0.5, 0.5)).strokes(picture, seeded(0))
+    strokes, _ = EdgeSketches(p=1.0, high_threshold=(0.3, 0.3), low_ratio=(0.5, 0.5)).strokes(
+        picture, seeded(0)
+    )
     assert strokes[..., 100:, :40].sum() == 0
     assert strokes[..., 20:100, 50:80].sum() > 100
 
@@ -121,3 +123,26 @@ def test_sketch_configs_instantiate_and_give_valid_sketches(path, images):
 def test_bad_probability_is_an_error():
     with pytest.raises(ValueError, match="probability p"):
         EdgeSketches(p=1.5)
+
+
+def test_sparse_sketches_are_a_few_whole_strokes(images):
+    masks = torch.ones(4, 1, 64, 64)
+    dense = EdgeSketches(p=1.0, sparse=0.0, drop=(0.0, 0.0), warp=0.0)
+    sparse = EdgeSketches(p=1.0, sparse=1.0, sparse_strokes=(1, 1), drop=(0.0, 0.0), warp=0.0)
+    cleaned, fragments = dense.strokes(images, generator=seeded(0))
+    strokes_in_image = len(fragments[0][cleaned[0] > 0].unique())
+    drawn = sparse.draw(images, masks, generator=seeded(0))
+    assert strokes_in_image >= 3
+    for sample in range(4):  # one stroke: the longest, whole
+        kept = fragments[sample][drawn[sample] > 0].unique()
+        sizes = torch.bincount(fragments[sample][cleaned[sample] > 0].flatten())
+        assert len(kept) == 1 and int(kept) == int(sizes.argmax())
+        assert torch.equal(drawn[sample] > 0, (fragments[sample] == kept) & (cleaned[sample] > 0))
+    assert drawn.sum() < 0.6 * dense.draw(images, masks, generator=seeded(0)).sum()
+
+
+def test_sparse_strokes_are_checked():
+    with pytest.raises(ValueError, match="sparse_strokes"):
+        EdgeSketches(sparse_strokes=(0, 2))
+    with pytest.raises(ValueError, match="sparse must be"):
+        EdgeSketches(sparse=1.5)

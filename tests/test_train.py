@@ -21,7 +21,9 @@ def test_fast_dev_run_with_each_attention(attention, tmp_path, sample_data_dir):
 
 def test_short_run_writes_checkpoints_previews_and_metrics(tmp_path, sample_data_dir):
     metrics, run = run_training(
-        tmp_path, sample_data_dir, ["trainer.max_steps=8", "trainer.val_check_interval=2"]
+        tmp_path,
+        sample_data_dir,
+        ["trainer.max_steps=8", "trainer.val_check_interval=2", "trainer.log_every_n_steps=1"],
     )
     assert (run / "checkpoints" / "last.ckpt").is_file()
     assert list((run / "checkpoints").glob("best-*.ckpt"))
@@ -33,7 +35,15 @@ def test_short_run_writes_checkpoints_previews_and_metrics(tmp_path, sample_data
         "train/d_loss",
         "val/psnr_hole",
         "val/psnr_hole_mean_fill",
+        "val/l1_hole_pull_push_fill",
         "temperature/head0_mean",
+        "grad_norm/attention",
+        "grad_norm/discriminator",
+        "attention/entropy_head0",
+        "train/residual_hole_step",
+        "val/psnr_hole_sketch",
+        "val/sketch_lift_psnr_hole",
+        "val/sketch_fidelity_without",
     ):
         assert name in csv
     bucket_metrics = [k for k in metrics if k.startswith("val/psnr_") and k.endswith("%")]

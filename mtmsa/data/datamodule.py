@@ -149,13 +149,15 @@ class InpaintingDataModule(pl.LightningDataModule):
         return batch
 
     def add_evaluation_masks(self, batch: Batch) -> Batch:
-        """Add the fixed ``mask`` and ``sketch`` of each sample index (computed on CPU, then moved)."""
+        """Add the fixed ``mask`` and ``sketch`` of each sample index (computed on CPU, then moved). Every
+        sample gets its own sketch (the sketch generator's ``draw``, ignoring how often training gives one),
+        so that a fill can be scored with it and without it on the same images."""
         images, indices = batch["image"], batch["index"].cpu()
         masks = self.eval_masks(indices, images.shape[2], images.shape[3])
         cpu_images = images.detach().float().cpu()
         sketches = torch.cat(
             [
-                self.sketches(
+                self.sketches.draw(
                     cpu_images[i : i + 1],
                     masks[i : i + 1],
                     generator=torch.Generator().manual_seed(

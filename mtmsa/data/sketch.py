@@ -33,6 +33,9 @@ class NoSketches:
     def __call__(self, images: torch.Tensor, masks: torch.Tensor, generator=None) -> torch.Tensor:
         return torch.zeros_like(masks)
 
+    def draw(self, images: torch.Tensor, masks: torch.Tensor, generator=None) -> torch.Tensor:
+        return torch.zeros_like(masks)
+
 
 def max3x3(values: torch.Tensor) -> torch.Tensor:
     """3x3 maximum filter of (B,1,H,W) (zero padding), as two separable passes of slices (faster than
@@ -87,6 +90,11 @@ class EdgeSketches:
        upsampled), bilinear, and binarised at 0.3, so lines stay connected and about 1-2 px wide.
     6. Kept only inside the hole dilated by ``hole_margin`` x S (4 px; at least 1 px), binary.
 
+    Sparse sketches: a sample's sketch is, with probability ``sparse``, a few confident lines instead of
+    most edges: step 4 keeps only the ``sparse_strokes`` (a number drawn per sample) whole strokes with the
+    most pixels near the hole, and drops nothing of them. People draw a handful of lines, not every edge;
+    training on both makes the model follow either.
+
     Args: see the steps above; ``p`` in [0, 1].
     """
 
@@ -103,6 +111,8 @@ class EdgeSketches:
         warp: float = 2 / 256,
         warp_cells: int = 6,
         hole_margin: float = 4 / 256,
+        sparse: float = 0.0,
+        sparse_strokes: Sequence[int] = (1, 3),
     ):
         if not 0 <= p <= 1:
             raise ValueError(f"sketch probability p must be in [0, 1], got {p}")
@@ -123,6 +133,15 @@ class EdgeSketches:
         self.warp = float(warp)
         self.warp_cells = int(warp_cells)
         self.hole_margin = float(hole_margin)
+        if not 0 <= sparse <= 1:
+            raise ValueError(f"sketch option sparse must be a probability in [0, 1], got {sparse}")
+        self.sparse = float(sparse)
+        low, high = (int(n) for n in sparse_strokes)
+        if not 1 <= low <= high:
+            raise ValueError(
+                f"sketch option sparse_strokes must be [low, high] with 1 <= low <= high, got {list(sparse_strokes)}"
+            )
+        self.sparse_strokes = (low, high)
 
     def margin_pixels(self, height: int, width: int) -> int:
         """Radius in pixels of the hole dilation that bounds the sketch."""
@@ -144,13 +163,38 @@ class EdgeSketches:
         """The (B,1,H,W) 0/1 maps after steps 3 (cleaned edges), 4 (parts dropped), 5 (wobbled) and 6
         (kept near the hole); the last one is the sketch."""
         height, width = images.shape[-2:]
-        cleaned = self.strokes(images, generator)
+        near_hole = dilate(masks, self.margin_pixels(height, width))
+        cleaned, fragments = self.strokes(images, generator)
         dropped = cleaned * self.keep_field(cleaned.shape, cleaned.device, generator)
+        sparse = torch.rand(images.shape[0], generator=generator, device=images.device) < self.sparse
+        if sparse.any():
+            longest = self.longest_strokes(cleaned, fragments, near_hole, generator)
+            dropped = torch.where(sparse.view(-1, 1, 1, 1), longest, dropped)
         warped = self.wobble(dropped, generator)
-        return [cleaned, dropped, warped, warped * dilate(masks, self.margin_pixels(height, width))]
+        return [cleaned, dropped, warped, warped * near_hole]
 
-    def strokes(self, images: torch.Tensor, generator=None) -> torch.Tensor:
-        """Steps 1-3: (B,3,H,W) in [-1, 1] -> (B,1,H,W) 0/1 cleaned-up edges."""
+    def longest_strokes(
+        self, cleaned: torch.Tensor, fragments: torch.Tensor, near_hole: torch.Tensor, generator=None
+    ) -> torch.Tensor:
+        """Step 4 of a sparse sketch: of each sample's strokes, only the ``sparse_strokes`` (drawn per sample)
+        with the most pixels near the hole, whole: a few confident lines, as a person draws."""
+        batch = cleaned.shape[0]
+        ids = fragments.flatten(1)
+        near = (cleaned * near_hole).flatten(1)
+        sizes = near.new_zeros(batch, int(ids.max()) + 1).scatter_add_(1, ids, near)
+        sizes[:, 0] = 0.0  # id 0 is no fragment
+        order = sizes.argsort(dim=1, descending=True, stable=True)
+        rank = torch.empty_like(order).scatter_(
+            1, order, torch.arange(order.shape[1], device=order.device).expand_as(order)
+        )
+        low, high = self.sparse_strokes
+        count = torch.randint(low, high + 1, (batch, 1), generator=generator, device=cleaned.device)
+        keep = (rank.gather(1, ids) < count) & (sizes.gather(1, ids) > 0)
+        return cleaned * keep.view_as(cleaned)
+
+    def strokes(self, images: torch.Tensor, generator=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Steps 1-3: (B,3,H,W) in [-1, 1] -> (B,1,H,W) 0/1 cleaned-up edges, and the (B,1,H,W) id of the
+        fragment of every pixel (0: none)."""
         batch, _, height, width = images.shape
         size = min(height, width)
         sigma = max(0.5, self.blur * size)
@@ -181,7 +225,7 @@ class EdgeSketches:
             weak.new_zeros(batch, count).scatter_add_(1, fragment, strong.flatten(1)).gather(1, fragment)
         )
         keep = (strong_pixels > 0) & (weak_pixels >= max(1, round(self.min_length * size)))
-        return weak * keep.view_as(weak)
+        return weak * keep.view_as(weak), fragment.view_as(weak)
 
     def keep_field(self, shape: torch.Size, device: torch.device, generator=None) -> torch.Tensor:
         """Step 4: (B,1,H,W) 0/1, zero on a smooth random fraction ``drop`` of the image."""

@@ -176,6 +176,9 @@ class TemperatureMaskedAttention(nn.Module):
         merge: one of ``MERGES``.
         fused: use ``scaled_dot_product_attention`` (True) or the explicit reference (False).
         guide_channels: channels of the ``guide`` that ``forward`` matches on (None: C, matching on x).
+        descriptor_size: dimensions of each head's match descriptor (None: C // heads, like its values);
+            a random projection keeps a neighbourhood's similarities the better the more dimensions it has,
+            so many heads of few channels match poorly at the start without it.
         matching: ``footprint`` (a shared kxk descriptor of the guide for queries and keys, see the module
             docstring) or ``projections`` (mtmsa 0.1's design, kept for its checkpoints and as an ablation:
             a 1x1 query projection and a kxk key-and-value projection of x, PyTorch's default init; the
@@ -194,6 +197,7 @@ class TemperatureMaskedAttention(nn.Module):
         fused: bool = True,
         guide_channels: int | None = None,
         matching: str = "footprint",
+        descriptor_size: int | None = None,
     ) -> None:
         super().__init__()
         _check_option("merge", merge, MERGES)
@@ -206,8 +210,12 @@ class TemperatureMaskedAttention(nn.Module):
         self.temperature = Temperature(temperature, heads, channels, temperature_range, temperature_init)
         self.matching = matching
         padding = patch_size // 2
+        if descriptor_size is not None and descriptor_size < 1:
+            raise ValueError(f"attention descriptor_size={descriptor_size} must be >= 1 (or null)")
+        self.descriptor_size = descriptor_size or channels // heads
         if matching == "footprint":
-            self.match = nn.Conv2d(guide_channels or channels, channels, patch_size, padding=padding)
+            descriptors = heads * self.descriptor_size
+            self.match = nn.Conv2d(guide_channels or channels, descriptors, patch_size, padding=padding)
             self.value = nn.Conv2d(channels, channels, 1)
         else:
             self.query = nn.Conv2d(channels, channels, 1)
@@ -250,6 +258,9 @@ class TemperatureMaskedAttention(nn.Module):
 
         q, k, v = self._queries_keys_values(x, guide)
         q = q / temperature.reshape(b, self.heads, h * w, 1).to(q.dtype)
+        # One size for queries, keys and values keeps the fused kernels (zeros change no dot product).
+        size = max(q.shape[-1], v.shape[-1])
+        q, k, v = (F.pad(t, (0, size - t.shape[-1])) if t.shape[-1] < size else t for t in (q, k, v))
         probabilities = None
         if self.fused and not return_attention:
             k, v, key_mask = usable_keys_first(usable, k, v)
@@ -258,7 +269,7 @@ class TemperatureMaskedAttention(nn.Module):
             logits = (q @ k.transpose(2, 3)).masked_fill(~usable.view(b, 1, 1, h * w), float("-inf"))
             probabilities = logits.softmax(dim=-1)
             out = probabilities @ v
-        attended = self.out_proj(out.transpose(2, 3).reshape(b, c, h, w))
+        attended = self.out_proj(out[..., : c // self.heads].transpose(2, 3).reshape(b, c, h, w))
         if self.gate is None:
             merged = torch.where(hole, attended, x)
         else:
@@ -281,6 +292,7 @@ def build_mtmsa(
     fused: bool = True,
     guide_channels: int | None = None,
     matching: str = "footprint",
+    descriptor_size: int | None = None,
 ) -> TemperatureMaskedAttention:
     """Hydra factory: ``temperature`` is a mapping with keys ``mode``, ``range`` (2-list) and ``init``."""
     missing = {"mode", "range", "init"} - set(temperature)
@@ -297,6 +309,7 @@ def build_mtmsa(
         fused=fused,
         guide_channels=guide_channels,
         matching=matching,
+        descriptor_size=descriptor_size,
     )
 
 

@@ -177,13 +177,29 @@ class InpaintGenerator(nn.Module):
             coarse=coarse, refined=residual_output(refined, blended), aux=aux, initial_fill=base
         )
 
+    def parts(self) -> dict[str, nn.Module]:
+        """The network's parts by name, in the order data flows through them (for per-part dashboards)."""
+        encoder, dilated, decoder = self.coarse
+        refinement = self.refinement
+        parts = {
+            "coarse_encoder": encoder,
+            "coarse_dilated": dilated,
+            "coarse_decoder": decoder,
+            "refine_dilated_branch": refinement.dilated_branch,
+            "refine_attention_encoder": refinement.attention_encoder,
+            "attention": refinement.attention,
+            "refine_attention_head": refinement.attention_head,
+            "refine_decoder": refinement.decoder,
+        }
+        return {name: part for name, part in parts.items() if part is not None}
+
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
         """The attention module's parameters and all others, for per-group learning rates."""
-        attention = self.refinement.attention
-        attention_ids = set() if attention is None else {id(p) for p in attention.parameters()}
+        parts = self.parts()
+        attention = list(parts.pop("attention").parameters()) if "attention" in parts else []
         return {
-            "convolutions": [p for p in self.parameters() if id(p) not in attention_ids],
-            "attention": [] if attention is None else list(attention.parameters()),
+            "convolutions": [p for part in parts.values() for p in part.parameters()],
+            "attention": attention,
         }
 
     def _check_inputs(self, images: torch.Tensor, masks: torch.Tensor, sketches: torch.Tensor) -> None:

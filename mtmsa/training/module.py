@@ -3,22 +3,33 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytorch_lightning as pl
 import torch
 from torch import nn
 
-from mtmsa.evaluation.baselines import mean_fill
+from mtmsa.evaluation.baselines import BASELINES
+from mtmsa.evaluation.buckets import BucketedValues
 from mtmsa.evaluation.metrics import HeadStatistics, InpaintingMetrics, bucket_table
+from mtmsa.evaluation.sketch_fidelity import SketchFidelity
 from mtmsa.models.generator import GeneratorOutput
-from mtmsa.models.losses import InpaintingLoss, hinge_discriminator_loss
+from mtmsa.models.losses import InpaintingLoss, hinge_discriminator_loss, hole_l1
+from mtmsa.training.dashboards import (
+    attention_statistics,
+    gradient_norms,
+    warn_if_temperature_at_upper_bound,
+)
 from mtmsa.training.loggers import log_table
 from mtmsa.utils.errors import UserInputError
 from mtmsa.utils.images import composite, to_unit_range
+from mtmsa.visualization.attention_maps import run_with_attention
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
+
+MAX_PIXELS_FOR_STATISTICS = 256 * 256
+"""Attention statistics need sample 0's full probability matrix: images up to this size (64x64 positions)."""
 
 
 class TrainingDivergedError(UserInputError):
@@ -55,11 +66,20 @@ class InpaintingModule(pl.LightningModule):
         ema_decay: float | None = 0.999,
         max_nonfinite_steps: int = 20,
         attention_lr_scale: float = 1.0,
+        validation_baselines: Sequence[str] = ("mean", "pull_push"),
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
-        self.save_hyperparameters(
-            ignore=["generator", "attention", "discriminator", "loss", "optimizer_g", "optimizer_d"]
+        self.save_hyperparameters(  # plain values only: checkpoints are read weights-only
+            ignore=[
+                "generator",
+                "attention",
+                "discriminator",
+                "loss",
+                "optimizer_g",
+                "optimizer_d",
+                "validation_baselines",
+            ]
         )
         self.generator = generator(attention=attention)
         self.discriminator = discriminator
@@ -74,7 +94,20 @@ class InpaintingModule(pl.LightningModule):
         self.nonfinite_in_a_row = {"discriminator": 0, "generator": 0}
         self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False).eval() if ema_decay else None
         self.val_metrics = InpaintingMetrics()
-        self.val_mean_fill = InpaintingMetrics(buckets=())
+        self.val_sketch_metrics = InpaintingMetrics(buckets=())
+        self.val_sketch_fidelity = SketchFidelity(buckets=())
+        unknown = sorted(set(validation_baselines) - set(BASELINES))
+        if unknown:
+            raise ValueError(
+                f"model.validation_baselines has unknown fills {unknown}; choose from {sorted(BASELINES)}"
+            )
+        self.val_baselines = nn.ModuleDict(
+            {name: InpaintingMetrics(buckets=()) for name in validation_baselines}
+        )
+        # The fills' scores on the validation set: the same images and masks every time, so computed once.
+        self.baseline_scores: dict[str, dict[str, torch.Tensor]] = {}
+        self.temperature_range: tuple[float, float] | None = None  # as the attention reports it
+        self.attention_statistics: dict[str, float] = {}  # of sample 0 of the last validation (dashboards)
         self.val_temperature = HeadStatistics()  # per head, as many as the attention's record reports
 
     @property
@@ -104,6 +137,9 @@ class InpaintingModule(pl.LightningModule):
         optimizer.zero_grad(set_to_none=True)
         self.manual_backward(loss)
         parameters = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+        parts = self.generator.parts() if network == "generator" else {"discriminator": self.discriminator}
+        norms = {f"grad_norm/{name}": norm for name, norm in gradient_norms(parts).items()}
+        self.log_dict(norms, on_step=True, on_epoch=False)  # written every log_every_n_steps
         norm = torch.nn.utils.clip_grad_norm_(parameters, self.gradient_clip_norm or float("inf"))
         finite = bool(torch.isfinite(norm))
         if finite:
@@ -144,12 +180,15 @@ class InpaintingModule(pl.LightningModule):
             with torch.no_grad():
                 real_features = self.discriminator.features(images, masks, sketches)
         g_losses = self.loss.generator_loss(
-            output, images, masks, fake_features[-1].flatten(1), fake_features, real_features
+            output, images, masks, fake_features[-1].flatten(1), fake_features, real_features, sketches
         )
         if self._optimizer_step(opt_g, g_losses["loss"], "generator"):
             self._update_ema()
 
         logged = {f"train/{name}": value.detach() for name, value in g_losses.items() if name != "loss"}
+        if output.initial_fill is not None:  # how far the model has moved from its initial fill, in the hole
+            logged["train/residual_hole"] = hole_l1(output.refined.detach(), output.initial_fill, masks)
+            logged["train/l1_initial_fill"] = hole_l1(output.initial_fill, images, masks)
         logged.update({"train/g_loss": g_losses["loss"].detach(), "train/d_loss": d_loss.detach()})
         self.log_dict(logged, prog_bar=False, on_step=True, on_epoch=True, sync_dist=True)
         self.log("train/skipped_steps", float(self.skipped_steps), on_step=True, on_epoch=False)
@@ -168,27 +207,70 @@ class InpaintingModule(pl.LightningModule):
             ema_buffer.copy_(buffer)
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        """The main metrics fill without guidance (comparable with the classical fills); the same images are
+        filled again with their own sketches for the sketch metrics (``val/*_sketch``, fidelity)."""
         images, masks, sketches = batch["image"], batch["mask"], batch["sketch"]
-        output: GeneratorOutput = self.inference_generator(images, masks, sketches)
-        completed = composite(output.refined, images, masks)
+        generator, unguided = self.inference_generator, torch.zeros_like(sketches)
+        if batch_idx == 0 and images.shape[-2] * images.shape[-1] <= MAX_PIXELS_FOR_STATISTICS:
+            output, details = run_with_attention(generator, images, masks, unguided)
+            self.attention_statistics = {} if details is None else attention_statistics(details, masks)
+        else:
+            output = generator(images, masks, unguided)
+        completed = to_unit_range(composite(output.refined, images, masks))
         target = to_unit_range(images)
-        self.val_metrics.update(to_unit_range(completed), target, masks)
-        self.val_mean_fill.update(to_unit_range(mean_fill(images, masks)), target, masks)
-        if "temperature" in output.aux:
-            self.val_temperature.update(output.aux["temperature"])
+        self.val_metrics.update(completed, target, masks)
+        if sketches.any():
+            guided = to_unit_range(composite(generator(images, masks, sketches).refined, images, masks))
+            self.val_sketch_metrics.update(guided, target, masks)
+            self.val_sketch_fidelity.update(guided, completed, target, sketches, masks)
+        if not self.baseline_scores:
+            for name, metric in self.val_baselines.items():
+                metric.update(to_unit_range(BASELINES[name](images, masks)), target, masks)
+        if output.aux.temperature is not None:
+            self.val_temperature.update(output.aux.temperature)
+            self.temperature_range = output.aux.temperature_range
 
     def on_validation_epoch_end(self) -> None:
         values = self.val_metrics.compute()
         if self.trainer.is_global_zero and not self.trainer.sanity_checking:
             log_table(self.loggers, "val/buckets", *bucket_table(values), step=self.global_step)
         logged = {f"val/{name}": value for name, value in values.items()}
-        logged["val/psnr_hole_mean_fill"] = self.val_mean_fill.compute()["psnr_hole"]
+        scores = self.baseline_scores or {
+            name: metric.compute() for name, metric in self.val_baselines.items()
+        }
+        if not self.trainer.sanity_checking:
+            self.baseline_scores = scores
+        for name, score in scores.items():
+            logged.update({f"val/{metric}_{name}_fill": score[metric] for metric in ("psnr_hole", "l1_hole")})
+        logged.update({f"attention/{name}": value for name, value in self.attention_statistics.items()})
+        logged.update(self._sketch_metrics(values))
         if self.val_temperature.update_count:
-            logged.update({f"temperature/{k}": v for k, v in self.val_temperature.compute().items()})
+            temperatures = self.val_temperature.compute()
+            logged.update({f"temperature/{k}": v for k, v in temperatures.items()})
             self.val_temperature.reset()
+            if self.temperature_range is not None and not self.trainer.sanity_checking:
+                warn_if_temperature_at_upper_bound(temperatures, self.temperature_range, self.global_step)
         self.log_dict(logged, sync_dist=True)
-        self.val_metrics.reset()
-        self.val_mean_fill.reset()
+        for metric in (
+            self.val_metrics,
+            self.val_sketch_metrics,
+            self.val_sketch_fidelity,
+            *self.val_baselines.values(),
+        ):
+            metric.reset()
+
+    def _sketch_metrics(self, unguided: BucketedValues) -> dict[str, torch.Tensor]:
+        """``val/psnr_hole_sketch`` and ``val/l1_hole_sketch`` (the images filled with their own sketches), the lift
+        ``val/sketch_lift_psnr_hole`` over the unguided fill, and the fidelities; empty without sketches."""
+        guided = self.val_sketch_metrics.compute()
+        if not guided.counts[-1]:
+            return {}
+        logged = {f"val/{name}_sketch": guided[name] for name in ("psnr_hole", "l1_hole")}
+        logged["val/sketch_lift_psnr_hole"] = guided["psnr_hole"] - unguided["psnr_hole"]
+        fidelity = self.val_sketch_fidelity.compute()
+        if fidelity.counts[-1]:
+            logged.update({f"val/{name}": value for name, value in fidelity.total.items()})
+        return logged
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["mtmsa_skipped_steps"] = self.skipped_steps
