@@ -53,6 +53,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
 
 
 def _evaluate(cfg: DictConfig) -> dict[str, Any]:
+    import torch
     from tqdm.auto import tqdm
 
     from mtmsa.evaluation.evaluator import Evaluation, build_fill
@@ -65,7 +66,8 @@ def _evaluate(cfg: DictConfig) -> dict[str, Any]:
     datamodule = evaluation_datamodule(cfg)
     total = len(datamodule.val_set) if cfg.limit is None else min(int(cfg.limit), len(datamodule.val_set))
     output_dir = Path(cfg.paths.output_dir)
-    evaluation = Evaluation(cfg, device)
+    guided = not cfg.sketch._target_.endswith("NoSketches")
+    evaluation = Evaluation(cfg, device, guided=guided)
     seen = 0
     with tqdm(total=total, desc=f"evaluating {description['method']}", unit="img") as progress:
         for batch in datamodule.val_dataloader():
@@ -76,7 +78,8 @@ def _evaluate(cfg: DictConfig) -> dict[str, Any]:
             batch = datamodule.add_evaluation_masks(batch)
             images, masks, sketches = batch["image"], batch["mask"], batch["sketch"]
             completed = fill(images, masks, sketches)
-            evaluation.update(completed, images, masks)
+            unguided = fill(images, masks, torch.zeros_like(sketches)) if guided else None
+            evaluation.update(completed, images, masks, unguided, sketches)
             for row, index in enumerate(batch["index"][: max(0, cfg.samples - seen)].tolist()):
                 shown = slice(row, row + 1)
                 grid = inpainting_grid(images[shown], masks[shown], sketches[shown], completed[shown])

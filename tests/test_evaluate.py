@@ -69,6 +69,50 @@ def test_classical_baselines_on_the_same_images_and_a_mask_folder(sample_data_di
     assert results["telea"]["metrics"]["fid"] is None  # fid=false
 
 
+def test_with_sketches_the_same_holes_are_scored_without_them_too(checkpoint, sample_data_dir, tmp_path):
+    """sketch=edges adds the lift and the fidelity per bucket; a classical fill ignores sketches, so its lift is
+    exactly 0 and its fidelity the same with and without, while the model's fills differ."""
+    sketched = ["sketch=edges", "sketch.p=1.0", "fid=false", "samples=0", "limit=12", "batch_size=6"]
+    telea = evaluate(
+        evaluate_config(TINY_DATA + sketched + ["baseline=telea"], tmp_path / "t", sample_data_dir)
+    )
+    model = evaluate(
+        evaluate_config(TINY_DATA + sketched + [f"ckpt_path={checkpoint}"], tmp_path / "m", sample_data_dir)
+    )
+    for results in (telea, model):
+        assert results["columns"][-6:] == [
+            "psnr_hole_without_sketch",
+            "l1_hole_without_sketch",
+            "sketch_lift_psnr_hole",
+            "sketch_fidelity",
+            "sketch_fidelity_without",
+            "sketch_fidelity_target",
+        ]
+        metrics = results["metrics"]
+        assert metrics["sketch_lift_psnr_hole"] == pytest.approx(
+            metrics["psnr_hole"] - metrics["psnr_hole_without_sketch"], abs=1e-9
+        )
+        assert "sketch_lift_psnr_hole_10-20%" in metrics and "sketch_fidelity_target" in metrics
+        assert 0.3 < metrics["sketch_fidelity_target"] <= 1.0  # sketches are drawn on real edges
+        assert (
+            "| sketch_fidelity |"
+            in (tmp_path / ("t" if results is telea else "m") / "metrics.md").read_text()
+        )
+    assert telea["metrics"]["sketch_lift_psnr_hole"] == 0.0
+    assert telea["metrics"]["sketch_fidelity"] == telea["metrics"]["sketch_fidelity_without"]
+    assert (
+        model["metrics"]["l1_hole"] != model["metrics"]["l1_hole_without_sketch"]
+    )  # the sketch reaches the model
+    plain = evaluate(
+        evaluate_config(
+            TINY_DATA + ["baseline=telea", "fid=false", "samples=0", "limit=4"],
+            tmp_path / "p",
+            sample_data_dir,
+        )
+    )
+    assert "sketch_fidelity" not in plain["columns"]
+
+
 def test_missing_inputs_are_clear_errors(sample_data_dir, tmp_path):
     with pytest.raises(FileNotFoundError, match="missing.ckpt does not exist"):
         evaluate(evaluate_config([f"ckpt_path={tmp_path / 'missing.ckpt'}"], tmp_path, sample_data_dir))

@@ -11,15 +11,25 @@ import torch
 from omegaconf import DictConfig
 
 from mtmsa.evaluation.baselines import BASELINES
-from mtmsa.evaluation.buckets import DEFAULT_BUCKETS, metric_key
+from mtmsa.evaluation.buckets import DEFAULT_BUCKETS, BucketedValues, metric_key
 from mtmsa.evaluation.fid import FID
 from mtmsa.evaluation.lpips import LPIPS, lpips_unavailable_reason
 from mtmsa.evaluation.metrics import METRIC_NAMES, InpaintingMetrics
+from mtmsa.evaluation.sketch_fidelity import FIDELITY_NAMES, SketchFidelity
 from mtmsa.inference.checkpoints import load_generator
 from mtmsa.utils.errors import UserInputError
 from mtmsa.utils.images import composite, to_unit_range
 
 COLUMNS = ("hole ratio", "images", *METRIC_NAMES, "fid", "lpips")
+SKETCH_COLUMNS = (
+    "psnr_hole_without_sketch",
+    "l1_hole_without_sketch",
+    "sketch_lift_psnr_hole",
+    *FIDELITY_NAMES,
+)
+"""With sketches, the same holes filled again without them: the lift in hole PSNR, and the share of the drawn
+line that shows up as an edge with the sketch, without it and in the real image (over images whose sketch
+reaches into the hole)."""
 Fill = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 """``fill(images, masks, sketches) -> completed images``: (B,3,H,W) in [-1, 1], known pixels unchanged."""
 
@@ -62,8 +72,10 @@ def _number(value: Any) -> float | None:
 class Evaluation:
     """All metrics of one evaluation: update with each batch, then :meth:`results`."""
 
-    def __init__(self, cfg: DictConfig, device: torch.device) -> None:
+    def __init__(self, cfg: DictConfig, device: torch.device, guided: bool = False) -> None:
         self.pixels = InpaintingMetrics(DEFAULT_BUCKETS).to(device)
+        self.unguided = InpaintingMetrics(DEFAULT_BUCKETS).to(device) if guided else None
+        self.fidelity = SketchFidelity(DEFAULT_BUCKETS).to(device) if guided else None
         self.fid = FID(DEFAULT_BUCKETS, min_images=cfg.fid_min_images).to(device) if cfg.fid else None
         self.fid_min_images = int(cfg.fid_min_images)
         self.lpips_missing = (
@@ -71,18 +83,37 @@ class Evaluation:
         )
         self.lpips = LPIPS(DEFAULT_BUCKETS, cfg.lpips).to(device) if self.lpips_missing is None else None
 
-    def update(self, completed: torch.Tensor, images: torch.Tensor, masks: torch.Tensor) -> None:
-        """completed, images: (B,3,H,W) in [-1, 1]; masks (B,1,H,W), 1 = hole."""
+    @property
+    def guided(self) -> bool:
+        return self.unguided is not None
+
+    def update(
+        self,
+        completed: torch.Tensor,
+        images: torch.Tensor,
+        masks: torch.Tensor,
+        unguided: torch.Tensor | None = None,
+        sketches: torch.Tensor | None = None,
+    ) -> None:
+        """completed, images: (B,3,H,W) in [-1, 1]; masks (B,1,H,W), 1 = hole; when guided, also the same holes
+        ``unguided`` (filled without sketches) and the ``sketches`` (B,1,H,W)."""
         preds, target = to_unit_range(completed), to_unit_range(images)
         for metric in (self.pixels, self.fid, self.lpips):
             if metric is not None:
                 metric.update(preds, target, masks)
+        if self.unguided is not None and self.fidelity is not None:
+            without = to_unit_range(unguided)
+            self.unguided.update(without, target, masks)
+            self.fidelity.update(preds, without, target, sketches, masks)
 
     def results(self) -> dict[str, Any]:
         """``{"metrics": {name: value or None}, "columns": [...], "rows": [[...]], "notes": [...]}``: a row per
         bucket with images and one for all images; a metric's name with its bucket as in ``psnr_20-30%``."""
         values = self.pixels.compute().merged(*(m.compute() for m in (self.fid, self.lpips) if m is not None))
-        names = COLUMNS[2:]
+        columns = (*COLUMNS, *SKETCH_COLUMNS) if self.guided else COLUMNS
+        if self.guided:
+            values = values.merged(self._sketch_values(values))
+        names = columns[2:]
         metrics = {
             metric_key(name, bucket): _number((row or {}).get(name))
             for bucket, count, row in zip((*values.buckets, None), values.counts, values.values, strict=True)
@@ -92,10 +123,31 @@ class Evaluation:
         rows = [[label, count, *map(_number, row)] for label, count, *row in values.rows(names, counts=True)]
         return {
             "metrics": metrics,
-            "columns": list(COLUMNS),
+            "columns": list(columns),
             "rows": rows,
             "notes": self._notes(values.counts[-1]),
         }
+
+    def _sketch_values(self, guided: BucketedValues) -> BucketedValues:
+        """:data:`SKETCH_COLUMNS` for each bucket of ``guided`` (the fidelity None where no image's sketch reached
+        into the hole)."""
+        unguided, fidelity = self.unguided.compute(), self.fidelity.compute()
+        rows = []
+        for with_sketch, without, drawn, count in zip(
+            guided.values, unguided.values, fidelity.values, fidelity.counts, strict=True
+        ):
+            if without is None:
+                rows.append(None)
+                continue
+            row = {
+                "psnr_hole_without_sketch": without["psnr_hole"],
+                "l1_hole_without_sketch": without["l1_hole"],
+                "sketch_lift_psnr_hole": with_sketch["psnr_hole"] - without["psnr_hole"],
+            }
+            rows.append(
+                {**row, **{name: (drawn or {}).get(name) if count else None for name in FIDELITY_NAMES}}
+            )
+        return BucketedValues(guided.buckets, guided.counts, tuple(rows))
 
     def _notes(self, images: int) -> list[str]:
         notes = []
@@ -113,4 +165,10 @@ class Evaluation:
                 )
         if self.lpips_missing is not None:
             notes.append(f"LPIPS unavailable: {self.lpips_missing}.")
+        if self.guided:
+            notes.append(
+                "Sketches: every metric with each image's sketch; *_without_sketch the same holes filled without "
+                "it; sketch_fidelity*: share of the sketch's hole pixels on an output edge (with, without the "
+                "sketch, and in the real image), over the images whose sketch reaches into the hole."
+            )
         return notes

@@ -19,7 +19,13 @@ def _cell(value: Any, column: str, results: dict[str, Any]) -> str:
     if value is None:
         return "unavailable" if column == "lpips" and results["metrics"].get("lpips") is None else "n/a"
     if isinstance(value, float):
-        return f"{value:.4f}" if column.startswith(("ssim", "l1", "lpips")) else f"{value:.2f}"
+        if column.startswith("sketch_lift"):
+            return f"{value:+.3f}"
+        return (
+            f"{value:.4f}"
+            if column.startswith(("ssim", "l1", "lpips", "sketch_fidelity"))
+            else f"{value:.2f}"
+        )
     return str(value)
 
 
