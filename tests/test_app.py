@@ -25,10 +25,9 @@ from mtmsa.app.server import main as app_main  # noqa: E402
 from mtmsa.data.io import read_rgb  # noqa: E402
 from mtmsa.inference.checkpoints import load_generator  # noqa: E402
 from mtmsa.inference.jobs import read_mask  # noqa: E402
-from mtmsa.inpaint import main as inpaint_main  # noqa: E402
 from tests.helpers.app_server import Command, post_inpaint, serve_in_thread  # noqa: E402
 from tests.helpers.bad_files import png_claiming_size  # noqa: E402
-from tests.helpers.runs import CHECKPOINT_V0_1  # noqa: E402
+from tests.helpers.runs import CHECKPOINT_V0_1, inpaint_in_process  # noqa: E402
 
 MAX_PIXELS = 1_000_000
 MAX_BYTES = 1 << 20
@@ -85,17 +84,6 @@ def files(tmp_path_factory) -> Path:
     return folder
 
 
-def run_command(args: list[str], capsys) -> tuple[int, str]:
-    """mtmsa.inpaint in this process: (exit code, stderr)."""
-    capsys.readouterr()
-    try:
-        inpaint_main(args)
-        code = 0
-    except SystemExit as exit:
-        code = exit.code
-    return code, capsys.readouterr().err
-
-
 def command_args(
     files: Path, image: str, mask: str, sketch: str | None, fields: dict, out: Path
 ) -> list[str]:
@@ -137,7 +125,7 @@ GOOD_CASES = {
 def test_api_answers_the_commands_result_pixel_for_pixel(case, server, files, tmp_path, capsys):
     image, mask, sketch, fields = GOOD_CASES[case]
     out = tmp_path / "command.png"
-    code, stderr = run_command(command_args(files, image, mask, sketch, fields, out), capsys)
+    code, stderr = inpaint_in_process(command_args(files, image, mask, sketch, fields, out), capsys)
     assert code == 0, stderr
     response = post_inpaint(server, upload(files, image, mask, sketch), fields)
     assert response.status_code == 200, response.text
@@ -179,7 +167,9 @@ BAD_FILE_CASES = {
 @pytest.mark.parametrize("case", BAD_FILE_CASES)
 def test_bad_files_get_400_with_the_commands_message(case, server, files, tmp_path, capsys):
     image, mask, sketch, fields, expected = BAD_FILE_CASES[case]
-    code, stderr = run_command(command_args(files, image, mask, sketch, fields, tmp_path / "out.png"), capsys)
+    code, stderr = inpaint_in_process(
+        command_args(files, image, mask, sketch, fields, tmp_path / "out.png"), capsys
+    )
     lines = stderr.strip().splitlines()
     assert code == 2 and len(lines) == 1, stderr
     message = assert_one_line_error(post_inpaint(server, upload(files, image, mask, sketch), fields), 400)

@@ -27,10 +27,9 @@ from mtmsa.data.io import read_rgb
 from mtmsa.evaluate import evaluate
 from mtmsa.inference.checkpoints import load_checkpoint
 from mtmsa.inference.jobs import read_mask
-from mtmsa.inpaint import main as inpaint_main
 from mtmsa.utils.cli import exit_on_user_error
 from tests.helpers.bad_files import bad_files, good_files, png_claiming_size
-from tests.helpers.runs import evaluate_config
+from tests.helpers.runs import evaluate_config, inpaint_in_process
 
 SIZE = 32
 MEMORY_LIMIT = 3 * 2**30  # address space of the subprocess runs: the tools need < 1.5 GB for any input here
@@ -242,16 +241,6 @@ def digest(folder: Path) -> dict[str, str]:
     }
 
 
-def run_inpaint(arguments: list[str], capfd) -> tuple[int, str]:
-    """(exit code, stderr) of ``mtmsa.inpaint.main(arguments)`` in this process."""
-    try:
-        inpaint_main(arguments)
-        code = 0
-    except SystemExit as exit_info:
-        code = exit_info.code
-    return code, capfd.readouterr().err
-
-
 DECODER_NOISE = ("libpng ",)
 """Lines that C decoders print to stderr themselves (libpng's error handler); not ours to silence."""
 
@@ -269,7 +258,7 @@ def test_inpaint_inputs(case, inputs, checkpoint, tmp_path, capfd):
     before = digest(inputs)
     out = tmp_path / "result.png"
     image_path = Path(image) if image.startswith("/") else inputs / image
-    code, stderr = run_inpaint(
+    code, stderr = inpaint_in_process(
         ["--checkpoint", str(checkpoint), "--image", str(image_path), "--mask", str(inputs / mask),
          "--out", str(out), "--device", "cpu", *extra], capfd,
     )  # fmt: skip
@@ -301,7 +290,7 @@ def test_inpaint_never_overwrites_an_input(case, inputs, checkpoint, tmp_path, c
     elif target == "hardlink":
         os.link(image, out)
     before, image_before = digest(inputs), image.read_bytes()
-    code, stderr = run_inpaint(
+    code, stderr = inpaint_in_process(
         ["--checkpoint", str(checkpoint), "--image", str(image), "--mask", str(inputs / "hole.png"),
          "--out", str(out)], capfd,
     )  # fmt: skip
@@ -317,7 +306,7 @@ def test_inpaint_folder_output_never_overwrites_inputs(inputs, checkpoint, tmp_p
         _save(_hole(), masks / f"{name}.png")
     before = digest(images) | {f"m/{k}": v for k, v in digest(masks).items()}
     for out in (images, masks, images / "."):
-        code, stderr = run_inpaint(["--checkpoint", str(checkpoint), "--image", str(images), "--mask", str(masks),
+        code, stderr = inpaint_in_process(["--checkpoint", str(checkpoint), "--image", str(images), "--mask", str(masks),
                                     "--out", str(out)], capfd)  # fmt: skip
         assert_one_line_error(code, stderr, "is one of the inputs")
     assert digest(images) | {f"m/{k}": v for k, v in digest(masks).items()} == before
@@ -327,7 +316,7 @@ def test_inpaint_folder_output_never_overwrites_inputs(inputs, checkpoint, tmp_p
 def test_inpaint_refuses_bad_checkpoints(case, inputs, bad_checkpoints, tmp_path, capfd, monkeypatch):
     name, expected = CHECKPOINT_CASES[case]
     monkeypatch.chdir(tmp_path)  # where "touch PWNED" would write if anything ran
-    code, stderr = run_inpaint(
+    code, stderr = inpaint_in_process(
         ["--checkpoint", str(bad_checkpoints[name]), "--image", str(inputs / "image.png"),
          "--mask", str(inputs / "hole.png"), "--out", str(tmp_path / "o.png")], capfd,
     )  # fmt: skip

@@ -99,3 +99,17 @@ def run_cli(
         text=True,
         timeout=timeout,
     )
+
+
+def inpaint_in_process(arguments: list[str], capture) -> tuple[int, str]:
+    """(exit code, stderr) of ``mtmsa.inpaint.main(arguments)`` run in this process; ``capture`` is pytest's
+    capsys or capfd (what it held before the call is dropped)."""
+    from mtmsa.inpaint import main as inpaint_main
+
+    capture.readouterr()
+    try:
+        inpaint_main(arguments)
+        code = 0
+    except SystemExit as exit_info:
+        code = exit_info.code
+    return code, capture.readouterr().err
