@@ -47,7 +47,9 @@ that is not x. They take ``channels`` as first constructor argument and accept `
   (B, heads, HW, d) layout, which keeps CPU SDPA on its flash kernel (a non-contiguous last dimension
   falls back to the math kernel; a boolean mask does not). The reference path (explicit matmul +
   softmax) is used when ``fused=False`` or ``return_attention=True``. The measurements behind these
-  choices are in experiments/attention_results.md ("Findings").
+  choices are in experiments/attention_results.md ("Findings"). Setting ``gather_keys = False``
+  masks the unusable keys inside the kernel instead of gathering them: fixed shapes, no host sync, the
+  same result (ONNX export uses it; the cost then scales with all positions).
 
 **ContextualAttention** is DeepFill v1's layer with exact masking; **IdentityAttention** is the ``none``
 option.
@@ -185,6 +187,11 @@ class TemperatureMaskedAttention(nn.Module):
             guide is not used).
     """
 
+    gather_keys = True
+    """Fused path: gather the usable keys first (cost scales with the known area; the key count depends on
+    the mask). False keeps every key and masks the unusable ones inside the kernel: the same result from
+    shapes that depend on the input size only, what an exported graph needs."""
+
     def __init__(
         self,
         channels: int,
@@ -263,7 +270,10 @@ class TemperatureMaskedAttention(nn.Module):
         q, k, v = (F.pad(t, (0, size - t.shape[-1])) if t.shape[-1] < size else t for t in (q, k, v))
         probabilities = None
         if self.fused and not return_attention:
-            k, v, key_mask = usable_keys_first(usable, k, v)
+            if self.gather_keys:
+                k, v, key_mask = usable_keys_first(usable, k, v)
+            else:
+                key_mask = usable.view(b, 1, 1, h * w)
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask, scale=1.0)
         else:
             logits = (q @ k.transpose(2, 3)).masked_fill(~usable.view(b, 1, 1, h * w), float("-inf"))
