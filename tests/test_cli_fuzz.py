@@ -176,7 +176,7 @@ CHECKPOINT_CASES = {
     "random bytes checkpoint": ("random", "not a torch checkpoint"),
     "zero-byte checkpoint": ("empty", "not a torch checkpoint"),
     "text checkpoint": ("text", "not a torch checkpoint"),
-    "folder as checkpoint": ("folder", "does not exist"),
+    "folder as checkpoint": ("folder", "holds no model.safetensors; pass a folder written by mtmsa-export"),
     "truncated checkpoint": ("truncated", "not a torch checkpoint"),
     "pickle that runs code": ("evil_pickle", "unsupported GLOBAL posix.system"),
     "config that calls os.system": ("evil_config", "outside mtmsa.models."),

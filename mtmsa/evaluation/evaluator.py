@@ -15,7 +15,7 @@ from mtmsa.evaluation.buckets import DEFAULT_BUCKETS, metric_key
 from mtmsa.evaluation.fid import FID
 from mtmsa.evaluation.lpips import LPIPS, lpips_unavailable_reason
 from mtmsa.evaluation.metrics import METRIC_NAMES, InpaintingMetrics
-from mtmsa.inference.checkpoints import load_generator
+from mtmsa.inference.pretrained import load_pretrained
 from mtmsa.utils.errors import UserInputError
 from mtmsa.utils.images import composite, to_unit_range
 
@@ -43,7 +43,7 @@ def build_fill(cfg: DictConfig, device: torch.device) -> tuple[Fill, dict[str, A
         raise EvaluationSettingError(
             "nothing to evaluate: pass ckpt_path=<run>/checkpoints/last.ckpt, or baseline=telea|ns|mean"
         )
-    trained = load_generator(cfg.ckpt_path, device)
+    trained = load_pretrained(cfg.ckpt_path, device)
 
     def fill(images: torch.Tensor, masks: torch.Tensor, sketches: torch.Tensor) -> torch.Tensor:
         return composite(trained.generator(images, masks, sketches).refined, images, masks)
