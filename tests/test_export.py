@@ -27,8 +27,9 @@ pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
 pytest.importorskip("safetensors")
 
-SIZES = [(1, 36, 20), (3, 32, 48), (2, 8, 100)]
-"""(batch, height, width) the graphs are checked at: none of them is the size they were traced with."""
+SIZES = [(1, 36, 20), (3, 32, 48), (2, 8, 100), (1, 256, 128)]
+"""(batch, height, width) the graphs are checked at: none of them is the size they were traced with; 256 px
+has pull-push levels that are 1 pixel at small sizes and 2 here (a graph traced at a small example fixed them)."""
 
 
 def inputs(batch: int, height: int, width: int, seed: int = 0) -> tuple[torch.Tensor, ...]:
@@ -50,17 +51,19 @@ def exported(tmp_path_factory, checkpoint) -> dict[str, Path]:
     return paths
 
 
-def test_fixed_shape_attention_matches_the_fused_and_reference_paths():
+# 120 positions with 3x3 footprints, and fewer positions than QUERY_CHUNKS (empty chunks)
+@pytest.mark.parametrize("height, width, patch_size", [(12, 10, 3), (3, 2, 1)])
+def test_fixed_shape_attention_matches_the_fused_and_reference_paths(height, width, patch_size):
     torch.manual_seed(0)
     attention = TemperatureMaskedAttention(
-        32, heads=4, patch_size=3, guide_channels=48, descriptor_size=16
+        32, heads=4, patch_size=patch_size, guide_channels=48, descriptor_size=16
     ).eval()
-    x = torch.randn(3, 32, 12, 10)
-    mask = torch.zeros(3, 1, 48, 40)
-    mask[0, :, 8:24, 12:28] = 1.0
+    x = torch.randn(3, 32, height, width)
+    mask = torch.zeros(3, 1, 4 * height, 4 * width)
+    mask[0, :, : 2 * height, : 2 * width] = 1.0
     mask[1] = 1.0  # no usable key at all: the module returns x for this sample
-    mask[2, :, :30] = 1.0  # most keys unusable: the gather keeps few, the fixed path masks many
-    guide = torch.randn(3, 48, 12, 10)
+    mask[2, :, : 3 * height] = 1.0  # most keys unusable: the gather keeps few, the fixed path masks many
+    guide = torch.randn(3, 48, height, width)
     with torch.no_grad():
         gathered = attention(x, mask, guide=guide)[0]
         attention.gather_keys = False

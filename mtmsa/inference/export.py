@@ -28,12 +28,14 @@ from mtmsa.utils.errors import UserInputError
 FORMATS = ("onnx", "torchscript", "safetensors")
 INPUT_NAMES = ("images", "masks", "sketches")
 OUTPUT_NAMES = ("refined", "coarse")
-PULL_PUSH_LEVELS = 13
-"""Pyramid levels of the exported pull-push fill: image sides up to 2**13 = 8192 pixels."""
-EXAMPLE_SIZE = (2, 64, 96)
-"""(batch, height, width) of the example inputs the graph is traced with; every size is dynamic."""
-OPSET = 18
+PULL_PUSH_LEVELS = 11
+"""Pyramid levels of the exported pull-push fill: image sides up to 2**11 = 2048 pixels."""
 MAX_SIDE = 2**PULL_PUSH_LEVELS
+EXAMPLE_SIZE = (2, MAX_SIDE // 2 + 4, MAX_SIDE // 2 + 8)
+"""(batch, height, width) of the example the graph is traced with (symbolically: no pixel is computed).
+torch.export fixes every size that is 0 or 1 in the example as a constant, so each pyramid level that can be
+larger than 1 pixel must be larger in the example: both sides above MAX_SIDE / 2, and all three different."""
+OPSET = 18
 
 
 class GraphGenerator(nn.Module):
