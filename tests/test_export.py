@@ -196,7 +196,8 @@ def test_inpaint_and_evaluate_accept_the_folder_like_the_checkpoint(exported, ch
         for path in (checkpoint, exported["safetensors"])
     ]
     with torch.no_grad():
-        assert torch.equal(fills[0][0](*batch), fills[1][0](*batch))
+        indices = torch.arange(2)
+        assert torch.equal(fills[0][0](*batch, indices), fills[1][0](*batch, indices))
     assert fills[1][1]["trained_on"] == "sample at 32 px"
 
 
