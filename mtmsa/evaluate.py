@@ -1,6 +1,8 @@
 """Evaluate a checkpoint (or a classical fill) on a dataset, per hole-ratio bucket and in total.
 
-``python -m mtmsa.evaluate ckpt_path=<run>/checkpoints/last.ckpt [dataset=places2] [baseline=telea]``
+``python -m mtmsa.evaluate ckpt_path=<run>/checkpoints/last.ckpt [dataset=places2] [baseline=telea]``,
+``python -m mtmsa.evaluate export_masks=DIR`` and ``predictions=DIR`` (another method's fills of those files,
+:mod:`mtmsa.evaluation.outside`)
 (``mtmsa-evaluate``; config: mtmsa/conf/evaluate.yaml). The images are the dataset's validation split with
 the evaluation transform and the fixed evaluation masks of training validation (or the masks of
 ``mask_dir``), through the same DataModule. Reports PSNR, SSIM and L1 over the whole image and the hole,
@@ -20,6 +22,8 @@ from mtmsa.conf.schema.run import SPLITS
 from mtmsa.utils.entry import hydra_entry
 
 if TYPE_CHECKING:
+    import torch
+
     from mtmsa.data.datamodule import InpaintingDataModule
 
 # Torch and the model are imported inside the functions: the command line is checked before they load.
@@ -57,14 +61,19 @@ def _evaluate(cfg: DictConfig) -> dict[str, Any]:
     from tqdm.auto import tqdm
 
     from mtmsa.evaluation.evaluator import Evaluation, build_fill
+    from mtmsa.evaluation.outside import PredictionFolder
     from mtmsa.evaluation.report import print_table, write_reports
     from mtmsa.utils.cli import resolve_device
     from mtmsa.visualization.grids import inpainting_grid, save_png
 
     device = resolve_device(cfg.device)
-    fill, description = build_fill(cfg, device)
+    fill, description = (None, {}) if cfg.export_masks is not None else build_fill(cfg, device)
     datamodule = evaluation_datamodule(cfg)
     total = len(datamodule.val_set) if cfg.limit is None else min(int(cfg.limit), len(datamodule.val_set))
+    if cfg.export_masks is not None:
+        return export_evaluation_set(datamodule, total, Path(cfg.export_masks), device)
+    if isinstance(fill, PredictionFolder):
+        fill.check_names(range(total))
     output_dir = Path(cfg.paths.output_dir)
     guided = not cfg.sketch._target_.endswith("NoSketches")
     evaluation = Evaluation(cfg, device, guided=guided)
@@ -77,8 +86,8 @@ def _evaluate(cfg: DictConfig) -> dict[str, Any]:
             batch = {"image": batch["image"][:take].to(device), "index": batch["index"][:take]}
             batch = datamodule.add_evaluation_masks(batch)
             images, masks, sketches = batch["image"], batch["mask"], batch["sketch"]
-            completed = fill(images, masks, sketches)
-            unguided = fill(images, masks, torch.zeros_like(sketches)) if guided else None
+            completed = fill(images, masks, sketches, batch["index"])
+            unguided = fill(images, masks, torch.zeros_like(sketches), batch["index"]) if guided else None
             evaluation.update(completed, images, masks, unguided, sketches)
             for row, index in enumerate(batch["index"][: max(0, cfg.samples - seen)].tolist()):
                 shown = slice(row, row + 1)
@@ -100,6 +109,33 @@ def _evaluate(cfg: DictConfig) -> dict[str, Any]:
     write_reports(results, output_dir)
     print_table(results)
     return results
+
+
+def export_evaluation_set(
+    datamodule: InpaintingDataModule, total: int, folder: Path, device: torch.device
+) -> dict[str, Any]:
+    """``export_masks=DIR``: the first ``total`` evaluation images and their masks as files for other methods
+    (:mod:`mtmsa.evaluation.outside`); nothing is scored."""
+    from tqdm.auto import tqdm
+
+    from mtmsa.evaluation.evaluator import EvaluationSettingError
+    from mtmsa.evaluation.outside import MASK_SUFFIX, write_evaluation_set
+
+    if folder.exists() and any(folder.iterdir()):
+        raise EvaluationSettingError(f"export_masks={folder} is not empty; give a new or empty folder")
+    folder.mkdir(parents=True, exist_ok=True)
+    seen = 0
+    for batch in tqdm(datamodule.val_dataloader(), desc="exporting", unit="batch"):
+        take = min(total - seen, len(batch["index"]))
+        if take <= 0:
+            break
+        batch = datamodule.add_evaluation_masks(
+            {"image": batch["image"][:take].to(device), "index": batch["index"][:take]}
+        )
+        write_evaluation_set(folder, batch["image"], batch["mask"], batch["index"])
+        seen += take
+    print(f"wrote {seen} images and masks to {folder} (<name>.png, <name>{MASK_SUFFIX}.png)")
+    return {"exported": seen, "folder": str(folder.resolve())}
 
 
 @hydra_entry("evaluate")

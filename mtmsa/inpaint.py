@@ -2,8 +2,11 @@
 
     python -m mtmsa.inpaint --checkpoint C --image in.png --mask hole.png [--sketch lines.png] --out out.png
     python -m mtmsa.inpaint --checkpoint C --image DIR --mask DIR [--sketch DIR] --out DIR
+    python -m mtmsa.inpaint --model generator.onnx --image in.png --mask hole.png --out out.png
 
-(``mtmsa-inpaint`` is the same command.) The pieces live in :mod:`mtmsa.inference`.
+(``mtmsa-inpaint`` is the same command.) The pieces live in :mod:`mtmsa.inference`. ``--checkpoint`` is a
+training checkpoint or a safetensors folder written by ``mtmsa-export``; ``--model`` an ONNX file written by
+``mtmsa-export``, run through ONNX Runtime with the same result (within 2/255).
 
 Any image size works. The image is padded (reflected) to the generator's size multiple and cropped back.
 An image larger than the resolution the model was trained at (the checkpoint's ``dataset.image_size``)
@@ -23,14 +26,13 @@ temporary file in the output folder and renamed into place, so an interrupted ru
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from mtmsa.conf.schema.rules import checkpoint_problem
 from mtmsa.conf.schema.run import INPAINT_FLAGS, MASK_CONVENTIONS, SKETCH_CONVENTIONS
-from mtmsa.utils.cli import OneLineParser, exit_on_user_error, flag_type, program_name
+from mtmsa.utils.cli import OneLineParser, exit_on_user_error, flag_type, one_line_errors, program_name
 from mtmsa.utils.errors import UserInputError
 
 # OpenCV, torch and the model are imported inside run(): the flags are checked before they load.
@@ -40,11 +42,20 @@ def build_parser() -> argparse.ArgumentParser:
     """The flags; the value flags' types and ranges are declared in mtmsa.conf.schema.run.INPAINT_FLAGS."""
     parser = OneLineParser(
         prog=program_name("mtmsa.inpaint"),
-        description="Fill the holes of images with a trained mtmsa checkpoint (EMA weights preferred). "
+        description="Fill the holes of images with a trained mtmsa checkpoint (EMA weights preferred) or an "
+        "exported ONNX model. "
         "Give one --image/--mask/--out file each, or folders (files matched by name without extension, "
         "outputs written as <name>.png).",
     )
-    parser.add_argument("--checkpoint", required=True, type=Path, help="a .ckpt written by mtmsa.train")
+    model = parser.add_mutually_exclusive_group(required=True)
+    model.add_argument(
+        "--checkpoint",
+        type=Path,
+        help="a .ckpt written by mtmsa.train, or a folder written by mtmsa-export --format safetensors",
+    )
+    model.add_argument(
+        "--model", type=Path, help="an .onnx file written by mtmsa-export, run by ONNX Runtime on the CPU"
+    )
     parser.add_argument(
         "--image", required=True, type=Path, help="image file or folder (RGB, RGBA, grey, 16-bit)"
     )
@@ -94,22 +105,28 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> list[Path]:
     """Inpaint every job of ``args``; returns the written files."""
-    problem = checkpoint_problem(str(args.checkpoint), f"--checkpoint {args.checkpoint}")
-    if problem is not None:
-        raise UserInputError(problem)
+    if args.checkpoint is not None:
+        problem = checkpoint_problem(str(args.checkpoint), f"--checkpoint {args.checkpoint}", exported=True)
+        if problem is not None:
+            raise UserInputError(problem)
     from tqdm.auto import tqdm
 
     from mtmsa.data.io import max_pixels_limit
-    from mtmsa.inference.checkpoints import load_generator
     from mtmsa.inference.inpainter import Inpainter
     from mtmsa.inference.jobs import load_inputs, plan_jobs, save_image
+    from mtmsa.inference.onnx_runtime import OnnxGenerator
+    from mtmsa.inference.pretrained import load_pretrained
     from mtmsa.utils.cli import resolve_device
 
     args.max_pixels = max_pixels_limit(args.max_pixels)
     jobs = plan_jobs(args.image, args.mask, args.sketch, args.out)
     device = resolve_device(args.device, "--device")
-    trained = load_generator(args.checkpoint, device)
-    inpainter = Inpainter(trained.generator, trained.image_size, device)
+    if args.model is not None:
+        generator = OnnxGenerator(args.model)
+        inpainter = Inpainter(generator, generator.image_size)
+    else:
+        trained = load_pretrained(args.checkpoint, device)
+        inpainter = Inpainter(trained.generator, trained.image_size, device)
     conventions = dict(mask_convention=args.mask_convention, sketch_convention=args.sketch_convention)
     written = []
     for job in tqdm(jobs, desc="inpainting", unit="img", disable=len(jobs) == 1):
@@ -122,12 +139,7 @@ def run(args: argparse.Namespace) -> list[Path]:
 def main(argv: Sequence[str] | None = None) -> None:
     parser = build_parser()
     args = parser.parse_args(argv)
-    import cv2.utils.logging
-
-    # One line on stderr per error: no OpenCV decoder chatter, no second copy from logging's last resort.
-    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
-    if not logging.getLogger("mtmsa").hasHandlers():
-        logging.getLogger("mtmsa").addHandler(logging.NullHandler())
+    one_line_errors()
     with exit_on_user_error():
         written = run(args)
     print(

@@ -180,7 +180,7 @@ CHECKPOINT_CASES = {
     "random bytes checkpoint": ("random", "not a torch checkpoint"),
     "zero-byte checkpoint": ("empty", "not a torch checkpoint"),
     "text checkpoint": ("text", "not a torch checkpoint"),
-    "folder as checkpoint": ("folder", "is a folder, not a checkpoint file"),
+    "folder as checkpoint": ("folder", "holds no model.safetensors"),
     "truncated checkpoint": ("truncated", "not a torch checkpoint"),
     "pickle that runs code": ("evil_pickle", "unsupported GLOBAL posix.system"),
     "config that calls os.system": ("evil_config", "outside mtmsa.models."),

@@ -160,7 +160,7 @@ CASES = {
     "data set root a file": ("train", ["dataset=folder", "dataset.root={a_file}"], "is a file, not a folder of images"),
     "data set without val": ("train", ["dataset=folder", "dataset.root={no_val}"], "dataset.val_dir="),
     "checkpoint missing": ("train", ["ckpt_path={folder}/nothing.ckpt"], "nothing.ckpt does not exist"),
-    "checkpoint a folder": ("evaluate", ["ckpt_path={folder}"], "is a folder, not a checkpoint file"),
+    "checkpoint a folder": ("evaluate", ["ckpt_path={folder}"], "is a folder that holds no model.safetensors"),
     "checkpoint empty": ("evaluate", ["ckpt_path={empty_ckpt}"], "the file is empty"),
     "checkpoint a zip without a pickle": ("evaluate", ["ckpt_path={other_zip}"], "no data.pkl inside"),
     "evaluate with neither checkpoint nor baseline": ("evaluate", [], "ckpt_path is not set"),

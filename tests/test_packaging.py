@@ -25,7 +25,7 @@ from mtmsa.conf import CONFIG_DIR
 from tests.helpers.runs import TINY
 
 REPO = Path(__file__).resolve().parents[1]
-SCRIPTS = ("mtmsa-train", "mtmsa-evaluate", "mtmsa-inpaint", "mtmsa-preview", "mtmsa-app")
+SCRIPTS = ("mtmsa-train", "mtmsa-evaluate", "mtmsa-inpaint", "mtmsa-preview", "mtmsa-app", "mtmsa-export")
 
 
 def run(command: list, cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:

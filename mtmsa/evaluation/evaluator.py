@@ -15,8 +15,9 @@ from mtmsa.evaluation.buckets import DEFAULT_BUCKETS, BucketedValues, metric_key
 from mtmsa.evaluation.fid import FID
 from mtmsa.evaluation.lpips import LPIPS, lpips_unavailable_reason
 from mtmsa.evaluation.metrics import METRIC_NAMES, InpaintingMetrics
+from mtmsa.evaluation.outside import PredictionFolder
 from mtmsa.evaluation.sketch_fidelity import FIDELITY_NAMES, SketchFidelity
-from mtmsa.inference.checkpoints import load_generator
+from mtmsa.inference.pretrained import load_pretrained
 from mtmsa.utils.errors import UserInputError
 from mtmsa.utils.images import composite, to_unit_range
 
@@ -30,8 +31,9 @@ SKETCH_COLUMNS = (
 """With sketches, the same holes filled again without them: the lift in hole PSNR, and the share of the drawn
 line that shows up as an edge with the sketch, without it and in the real image (over images whose sketch
 reaches into the hole)."""
-Fill = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
-"""``fill(images, masks, sketches) -> completed images``: (B,3,H,W) in [-1, 1], known pixels unchanged."""
+Fill = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+"""``fill(images, masks, sketches, indices) -> completed images``: (B,3,H,W) in [-1, 1], known pixels
+unchanged; ``indices`` (B,) are the images' places in the split (what a folder of predictions is named by)."""
 
 
 class EvaluationSettingError(UserInputError):
@@ -39,23 +41,35 @@ class EvaluationSettingError(UserInputError):
 
 
 def build_fill(cfg: DictConfig, device: torch.device) -> tuple[Fill, dict[str, Any]]:
-    """The method to evaluate (the checkpoint's EMA generator, or ``cfg.baseline``) and a description of it."""
+    """The method to evaluate (the checkpoint's EMA generator, ``cfg.baseline``, or the files of
+    ``cfg.predictions``: a :class:`PredictionFolder`) and a description of it."""
+    chosen = [f"{k}={cfg.get(k)}" for k in ("ckpt_path", "baseline", "predictions") if cfg.get(k) is not None]
+    if len(chosen) > 1:
+        raise EvaluationSettingError(f"{' and '.join(chosen)} name two methods; give one of them")
+    if cfg.get("predictions") is not None:
+        return PredictionFolder(cfg.predictions), {
+            "method": "predictions",
+            "predictions": str(Path(cfg.predictions).resolve()),
+        }
     if cfg.baseline is not None:
         if cfg.baseline not in BASELINES:
             raise EvaluationSettingError(
                 f"baseline={cfg.baseline!r} is unknown; use one of {', '.join(BASELINES)}, or null for the checkpoint"
             )
         baseline = BASELINES[cfg.baseline]
-        return (lambda images, masks, sketches: composite(baseline(images, masks), images, masks)), {
+        return (lambda images, masks, sketches, indices: composite(baseline(images, masks), images, masks)), {
             "method": cfg.baseline
         }
     if cfg.ckpt_path is None:
         raise EvaluationSettingError(
-            "nothing to evaluate: pass ckpt_path=<run>/checkpoints/last.ckpt, or baseline=telea|ns|mean"
+            "nothing to evaluate: pass ckpt_path=<run>/checkpoints/last.ckpt, baseline=telea|ns|mean, or "
+            "predictions=DIR"
         )
-    trained = load_generator(cfg.ckpt_path, device)
+    trained = load_pretrained(cfg.ckpt_path, device)
 
-    def fill(images: torch.Tensor, masks: torch.Tensor, sketches: torch.Tensor) -> torch.Tensor:
+    def fill(
+        images: torch.Tensor, masks: torch.Tensor, sketches: torch.Tensor, indices: torch.Tensor
+    ) -> torch.Tensor:
         return composite(trained.generator(images, masks, sketches).refined, images, masks)
 
     return fill, {

@@ -201,7 +201,16 @@ def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu") 
     Raises FileNotFoundError or CheckpointError with a message naming the file and what is wrong.
     """
     checkpoint = load_checkpoint(path, map_location="cpu")
-    config = checkpoint.get(CONFIG_KEY)
+    return trained_generator(
+        checkpoint.get(CONFIG_KEY), generator_state_dict(checkpoint.get("state_dict") or {}), path, device
+    )
+
+
+def trained_generator(
+    config: Any, weights: dict[str, torch.Tensor], path: str | os.PathLike, device: str | torch.device = "cpu"
+) -> TrainedGenerator:
+    """The generator of a run ``config`` with ``weights`` loaded, in eval mode on ``device``: what a checkpoint
+    and a safetensors folder (:mod:`mtmsa.inference.pretrained`) both hold. CheckpointError names ``path``."""
     if not isinstance(config, dict) or "model" not in config:
         raise CheckpointError(
             path,
@@ -211,7 +220,6 @@ def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu") 
     if not isinstance(config.get("dataset"), dict) or "image_size" not in config["dataset"]:
         raise CheckpointError(path, f"its {CONFIG_KEY} has no dataset.image_size")
     config = upgraded_config(config)
-    weights = generator_state_dict(checkpoint.get("state_dict") or {})
     if not weights:
         raise CheckpointError(path, "its state_dict holds no generator_ema.* or generator.* weights")
     generator = build_generator(config["model"], path)

@@ -47,7 +47,10 @@ that is not x. They take ``channels`` as first constructor argument and accept `
   (B, heads, HW, d) layout, which keeps CPU SDPA on its flash kernel (a non-contiguous last dimension
   falls back to the math kernel; a boolean mask does not). The reference path (explicit matmul +
   softmax) is used when ``fused=False`` or ``return_attention=True``. The measurements behind these
-  choices are in experiments/attention_results.md ("Findings").
+  choices are in experiments/attention_results.md ("Findings"). Setting ``gather_keys = False``
+  masks the unusable keys inside the kernel instead of gathering them: fixed shapes, no host sync, the
+  same result (ONNX export uses it; the cost then scales with all positions), with the queries in
+  ``QUERY_CHUNKS`` pieces so that a graph without a fused kernel holds one piece's scores at a time.
 
 **ContextualAttention** is DeepFill v1's layer with exact masking; **IdentityAttention** is the ``none``
 option.
@@ -156,6 +159,29 @@ def usable_keys_first(
     return keys.gather(2, index), values.gather(2, index), key_mask.view(-1, 1, 1, slots)
 
 
+QUERY_CHUNKS = 16
+"""Query chunks of the fixed-shape path: a graph without the fused kernel (ONNX) holds the scores of one chunk
+at a time, (B, heads, HW / 16, HW), not all of them (4 heads at 128x128 positions: 256 MiB instead of 4 GiB)."""
+
+
+def _masked_attention_in_chunks(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_mask: torch.Tensor
+) -> torch.Tensor:
+    """Fused attention over every key, unusable ones masked by ``key_mask`` (B,1,1,N), queries (B,heads,N,d) in
+    :data:`QUERY_CHUNKS` pieces (fewer positions than chunks give empty ones); the same result as one call.
+    Piece i is queries [i * N // chunks, (i + 1) * N // chunks): one formula for every N, which an exported
+    graph keeps (``tensor_split`` decides the piece sizes by N's remainder, which export fixes at its example)."""
+    n = q.shape[2]
+    bounds = [i * n // QUERY_CHUNKS for i in range(QUERY_CHUNKS + 1)]
+    return torch.cat(
+        [
+            F.scaled_dot_product_attention(q[:, :, start:end], k, v, attn_mask=key_mask, scale=1.0)
+            for start, end in zip(bounds[:-1], bounds[1:], strict=True)
+        ],
+        dim=2,
+    )
+
+
 def _heads_last(x: torch.Tensor, heads: int) -> torch.Tensor:
     """(B, C, H, W) -> contiguous (B, heads, H*W, C // heads)."""
     b, c, h, w = x.shape
@@ -184,6 +210,11 @@ class TemperatureMaskedAttention(nn.Module):
             a 1x1 query projection and a kxk key-and-value projection of x, PyTorch's default init; the
             guide is not used).
     """
+
+    gather_keys = True
+    """Fused path: gather the usable keys first (cost scales with the known area; the key count depends on
+    the mask). False keeps every key and masks the unusable ones inside the kernel: the same result from
+    shapes that depend on the input size only, what an exported graph needs."""
 
     def __init__(
         self,
@@ -263,8 +294,11 @@ class TemperatureMaskedAttention(nn.Module):
         q, k, v = (F.pad(t, (0, size - t.shape[-1])) if t.shape[-1] < size else t for t in (q, k, v))
         probabilities = None
         if self.fused and not return_attention:
-            k, v, key_mask = usable_keys_first(usable, k, v)
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask, scale=1.0)
+            if self.gather_keys:
+                k, v, key_mask = usable_keys_first(usable, k, v)
+                out = F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask, scale=1.0)
+            else:
+                out = _masked_attention_in_chunks(q, k, v, usable.view(b, 1, 1, h * w))
         else:
             logits = (q @ k.transpose(2, 3)).masked_fill(~usable.view(b, 1, 1, h * w), float("-inf"))
             probabilities = logits.softmax(dim=-1)

@@ -140,6 +140,9 @@ class InpaintGenerator(nn.Module):
     """
 
     size_multiple = FEATURE_STRIDE
+    initial_fill_levels: int | None = None
+    """Pyramid levels of the pull-push fill; None: as many as the size needs. A fixed number keeps the
+    graph independent of the size (set by :func:`mtmsa.inference.export.fixed_shape_copy`)."""
 
     def __init__(
         self,
@@ -169,7 +172,10 @@ class InpaintGenerator(nn.Module):
         """
         self._check_inputs(images, masks, sketches)
         known = masked_input(images, masks)
-        base = pull_push_fill(known, masks) if self.initial_fill == "pull_push" else torch.zeros_like(known)
+        if self.initial_fill == "pull_push":
+            base = pull_push_fill(known, masks, self.initial_fill_levels)
+        else:
+            base = torch.zeros_like(known)
         coarse = residual_output(self.coarse(torch.cat([known, masks, sketches], dim=1)), base)
         blended = composite(coarse, known, masks)
         refined, aux = self.refinement(torch.cat([blended, masks, sketches], dim=1), masks, known)

@@ -63,6 +63,16 @@ def exit_on_user_error(exit_code: int = 2) -> Iterator[None]:
         sys.exit(exit_code)
 
 
+def one_line_errors() -> None:
+    """Command-line tools: user errors print one line (no OpenCV decoder chatter, no second copy of the
+    message from logging's last-resort handler)."""
+    import cv2.utils.logging
+
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    if not log.hasHandlers():
+        log.addHandler(logging.NullHandler())
+
+
 DEVICE_TYPES = ("cpu", "cuda", "mps")
 
 

@@ -16,17 +16,27 @@ from omegaconf import DictConfig, OmegaConf
 from mtmsa.conf.schema.model import FEATURE_STRIDE, LOWER_IS_BETTER
 
 CHECKPOINT_HINT = "pass a .ckpt written by mtmsa.train (<run>/checkpoints/last.ckpt)"
+EXPORTED_WEIGHTS = "model.safetensors"
+"""The weights file of a folder written by ``mtmsa-export --format safetensors`` (mtmsa.inference.pretrained)."""
 CONTEXTUAL = "mtmsa.models.attention.ContextualAttention"
 MTMSA = "mtmsa.models.attention.build_mtmsa"
 
 
-def checkpoint_problem(path: str, spelled: str) -> str | None:
+def checkpoint_problem(path: str, spelled: str, exported: bool = False) -> str | None:
     """Why the file ``path`` (given as ``spelled``: ``ckpt_path=...`` or ``--checkpoint ...``) is not a
     checkpoint, or None. Cheap and without torch: it must be a regular file holding the zip archive that
-    ``torch.save`` writes (its ``data.pkl``); loading it later checks the rest."""
+    ``torch.save`` writes (its ``data.pkl``); loading it later checks the rest. ``exported``: a folder written
+    by ``mtmsa-export --format safetensors`` (holding ``model.safetensors``) is one too."""
     file = Path(path).expanduser()
     if not file.exists():
         return f"{spelled} does not exist; {CHECKPOINT_HINT}"
+    if file.is_dir() and exported:
+        if (file / EXPORTED_WEIGHTS).is_file():
+            return None
+        return (
+            f"{spelled} is a folder that holds no {EXPORTED_WEIGHTS}; {CHECKPOINT_HINT}, or a folder written by "
+            "mtmsa-export --format safetensors"
+        )
     if file.is_dir():
         return f"{spelled} is a folder, not a checkpoint file; {CHECKPOINT_HINT}"
     if not file.is_file():
@@ -187,8 +197,8 @@ def checkpoints_exist(cfg: DictConfig, tool: str) -> Iterator[str]:
         yield from filter(None, [checkpoint_problem(str(path), f"ckpt_path={path}")])
     if tool == "evaluate":
         if path is not None:
-            yield from filter(None, [checkpoint_problem(str(path), f"ckpt_path={path}")])
-        elif selected(cfg, "baseline") is None:
+            yield from filter(None, [checkpoint_problem(str(path), f"ckpt_path={path}", exported=True)])
+        elif all(selected(cfg, key) is None for key in ("baseline", "predictions", "export_masks")):
             yield (
                 "ckpt_path is not set: give ckpt_path=<run>/checkpoints/last.ckpt to evaluate a checkpoint, "
                 "or baseline=telea (ns, mean, pull_push) for a classical fill"
@@ -196,6 +206,14 @@ def checkpoints_exist(cfg: DictConfig, tool: str) -> Iterator[str]:
         mask_dir = selected(cfg, "mask_dir")
         if mask_dir is not None:
             yield from filter(None, [folder_problem("mask_dir", str(mask_dir), "a folder of mask images")])
+        predictions = selected(cfg, "predictions")
+        if predictions is not None:
+            yield from filter(
+                None, [folder_problem("predictions", str(predictions), "a folder of filled images")]
+            )
+        export = selected(cfg, "export_masks")
+        if export is not None and Path(export).expanduser().is_file():
+            yield f"export_masks={export} is a file; give a new or empty folder"
 
 
 Rule = Callable[[DictConfig, str], Iterable[str]]

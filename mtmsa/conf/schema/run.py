@@ -204,7 +204,11 @@ ROOTS = {
         {
             **COMMON,
             "model": Node(nullable=True),
-            "ckpt_path": Text(nullable=True, null_means="with a baseline", described="a .ckpt file"),
+            "ckpt_path": Text(
+                nullable=True, null_means="with a baseline", described="a .ckpt file or an exported folder"
+            ),
+            "predictions": Text(nullable=True, null_means="a checkpoint or baseline", described="a folder"),
+            "export_masks": Text(nullable=True, null_means="score a method", described="a new folder"),
             "baseline": Text(choices=BASELINES, nullable=True, null_means="the checkpoint"),
             "split": Text(choices=SPLITS),
             "mask_dir": Text(nullable=True, null_means="the evaluation masks", described="a folder"),
