@@ -20,7 +20,7 @@ from mtmsa.inference.pretrained import load_pretrained
 from mtmsa.utils.errors import UserInputError
 from mtmsa.utils.images import composite, to_unit_range
 
-COLUMNS = ("hole ratio", "images", *METRIC_NAMES, "fid", "lpips")
+COLUMNS = ("hole ratio", "images", *METRIC_NAMES, "fid", "lpips", *(f"{name}_std" for name in METRIC_NAMES))
 Fill = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 """``fill(images, masks, sketches, indices) -> completed images``: (B,3,H,W) in [-1, 1], known pixels
 unchanged; ``indices`` (B,) are the images' places in the split (what a folder of predictions is named by)."""
@@ -77,7 +77,7 @@ class Evaluation:
     """All metrics of one evaluation: update with each batch, then :meth:`results`."""
 
     def __init__(self, cfg: DictConfig, device: torch.device) -> None:
-        self.pixels = InpaintingMetrics(DEFAULT_BUCKETS).to(device)
+        self.pixels = InpaintingMetrics(DEFAULT_BUCKETS, spread=True).to(device)
         self.fid = FID(DEFAULT_BUCKETS, min_images=cfg.fid_min_images).to(device) if cfg.fid else None
         self.fid_min_images = int(cfg.fid_min_images)
         self.lpips_missing = (
@@ -112,7 +112,9 @@ class Evaluation:
         }
 
     def _notes(self, images: int) -> list[str]:
-        notes = []
+        notes = [
+            "*_std: the standard deviation of a metric over the images of the row (divided by their number)."
+        ]
         if self.fid is None:
             notes.append("FID: skipped (fid=false).")
         else:
