@@ -62,6 +62,8 @@ def test_telea_filled_outside_scores_like_the_built_in_baseline(exported, sample
             [t for t in theirs[2:] if t is not None], rel=1e-6
         )
     assert 10 < outside["metrics"]["psnr_hole"] < 40
+    assert 0 < outside["metrics"]["psnr_hole_std"] < 10  # six images of six hole sizes differ
+    assert outside["metrics"]["psnr_hole_std_0-10%"] == 0.0  # one image per bucket: no spread
 
 
 def test_prediction_folders_that_do_not_match_are_refused_in_one_line(exported, sample_data_dir, tmp_path):

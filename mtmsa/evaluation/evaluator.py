@@ -21,7 +21,7 @@ from mtmsa.inference.pretrained import load_pretrained
 from mtmsa.utils.errors import UserInputError
 from mtmsa.utils.images import composite, to_unit_range
 
-COLUMNS = ("hole ratio", "images", *METRIC_NAMES, "fid", "lpips")
+COLUMNS = ("hole ratio", "images", *METRIC_NAMES, "fid", "lpips", *(f"{name}_std" for name in METRIC_NAMES))
 SKETCH_COLUMNS = (
     "psnr_hole_without_sketch",
     "l1_hole_without_sketch",
@@ -87,7 +87,7 @@ class Evaluation:
     """All metrics of one evaluation: update with each batch, then :meth:`results`."""
 
     def __init__(self, cfg: DictConfig, device: torch.device, guided: bool = False) -> None:
-        self.pixels = InpaintingMetrics(DEFAULT_BUCKETS).to(device)
+        self.pixels = InpaintingMetrics(DEFAULT_BUCKETS, spread=True).to(device)
         self.unguided = InpaintingMetrics(DEFAULT_BUCKETS).to(device) if guided else None
         self.fidelity = SketchFidelity(DEFAULT_BUCKETS).to(device) if guided else None
         self.fid = FID(DEFAULT_BUCKETS, min_images=cfg.fid_min_images).to(device) if cfg.fid else None
@@ -164,7 +164,9 @@ class Evaluation:
         return BucketedValues(guided.buckets, guided.counts, tuple(rows))
 
     def _notes(self, images: int) -> list[str]:
-        notes = []
+        notes = [
+            "*_std: the standard deviation of a metric over the images of the row (divided by their number)."
+        ]
         if self.fid is None:
             notes.append("FID: skipped (fid=false).")
         else:

@@ -45,38 +45,48 @@ def per_image_metrics(preds: torch.Tensor, target: torch.Tensor, masks: torch.Te
 
 
 class ImageMeans(Metric):
-    """Means over images of per-image values: ``update(values (B, len(names)))``, ``compute() -> {name: mean}``."""
+    """Means over images of per-image values: ``update(values (B, len(names)))``, ``compute() -> {name: mean}``;
+    with ``spread`` also ``{name}_std``, the standard deviation over the images (population: divided by n)."""
 
     full_state_update = False
 
-    def __init__(self, names: Sequence[str], **kwargs) -> None:
+    def __init__(self, names: Sequence[str], spread: bool = False, **kwargs) -> None:
         super().__init__(**kwargs)
-        self.names = tuple(names)
-        self.add_state(
-            "sums", default=torch.zeros(len(self.names), dtype=torch.float64), dist_reduce_fx="sum"
-        )
+        self.names, self.spread = tuple(names), spread
+        for state in ("sums", "squares") if spread else ("sums",):
+            self.add_state(
+                state, default=torch.zeros(len(self.names), dtype=torch.float64), dist_reduce_fx="sum"
+            )
         self.add_state("count", default=torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
 
     def update(self, values: torch.Tensor) -> None:
         self.sums += values.double().sum(dim=0)
+        if self.spread:
+            self.squares += values.double().square().sum(dim=0)
         self.count += values.shape[0]
 
     def compute(self) -> dict[str, torch.Tensor]:
-        means = (self.sums / self.count.clamp_min(1.0)).float()
-        return {name: means[j] for j, name in enumerate(self.names)}
+        count = self.count.clamp_min(1.0)
+        means = self.sums / count
+        result = {name: means[j].float() for j, name in enumerate(self.names)}
+        if self.spread:
+            stds = (self.squares / count - means.square()).clamp_min(0.0).sqrt()
+            result.update({f"{name}_std": stds[j].float() for j, name in enumerate(self.names)})
+        return result
 
 
 class InpaintingMetrics(nn.Module):
     """PSNR / SSIM / L1 (whole image and hole) averaged over all images and per hole-ratio bucket.
 
     ``update(preds, target, masks)``; ``compute()`` returns :class:`~mtmsa.evaluation.buckets.BucketedValues`
-    of :data:`METRIC_NAMES` (``values["psnr_hole"]``, ``values["psnr_hole_20-30%"]``, ``values.rows(...)``);
-    buckets without images are left out.
+    of :data:`METRIC_NAMES` (``values["psnr_hole"]``, ``values["psnr_hole_20-30%"]``, ``values.rows(...)``),
+    with ``spread`` also their standard deviations over the images (``psnr_hole_std``); buckets without
+    images are left out.
     """
 
-    def __init__(self, buckets: Sequence[Sequence[float]] = DEFAULT_BUCKETS) -> None:
+    def __init__(self, buckets: Sequence[Sequence[float]] = DEFAULT_BUCKETS, spread: bool = False) -> None:
         super().__init__()
-        self.bucketed = Bucketed(lambda: ImageMeans(METRIC_NAMES), buckets)
+        self.bucketed = Bucketed(lambda: ImageMeans(METRIC_NAMES, spread=spread), buckets)
 
     def update(self, preds: torch.Tensor, target: torch.Tensor, masks: torch.Tensor) -> None:
         self.bucketed.update(masks, per_image_metrics(preds.float(), target.float(), masks.float()))
