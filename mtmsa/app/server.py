@@ -28,7 +28,7 @@ from PIL import Image
 from mtmsa.app.engine import Engine
 from mtmsa.data.io import max_pixels_limit
 from mtmsa.data.sample import HOLDOUT_PHOTOS, SAMPLE_PHOTOS
-from mtmsa.inference.checkpoints import load_generator
+from mtmsa.inference.pretrained import load_pretrained
 from mtmsa.utils.cli import exit_on_user_error, program_name, resolve_device
 from mtmsa.utils.errors import UserInputError
 
@@ -128,7 +128,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Serve the sketch-guided editor (a browser page) and POST /api/inpaint (multipart image, "
         "mask and optional sketch -> PNG) for a trained mtmsa checkpoint, from one local server.",
     )
-    parser.add_argument("--checkpoint", required=True, type=Path, help="a .ckpt written by mtmsa.train")
+    parser.add_argument(
+        "--checkpoint",
+        required=True,
+        type=Path,
+        help="a .ckpt written by mtmsa.train, or a folder written by mtmsa-export --format safetensors",
+    )
     parser.add_argument(
         "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)"
     )
@@ -187,7 +192,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 raise UserInputError(f"{option} must be at least 1, got {value}")
         max_pixels = max_pixels_limit(args.max_pixels)
         device = resolve_device(args.device, "--device")
-        trained = load_generator(args.checkpoint, device)
+        trained = load_pretrained(args.checkpoint, device)
         require_app_extra()
         sock = bind(args.host, args.port)
     log.addHandler(logging.StreamHandler())  # requests that fail on the server's side, with their traceback
