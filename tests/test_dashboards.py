@@ -54,6 +54,26 @@ def test_gradient_norms_per_part():
     assert {k: float(v) for k, v in gradient_norms({"a": first, "b": second}).items()} == {"a": 5.0}
 
 
+def test_the_generator_parts_hold_every_parameter_so_their_norms_make_the_clipping_norm():
+    """The training step clips with the total norm made from the per-part norms it logs."""
+    from functools import partial
+
+    from mtmsa.models.attention import build_mtmsa
+    from mtmsa.models.generator import InpaintGenerator
+
+    temperature = {"mode": "learned_map", "range": [0.01, 1.0], "init": 0.03}
+    attention = partial(build_mtmsa, heads=2, temperature=temperature, patch_size=5, merge="replace_hole")
+    generator = InpaintGenerator(width=4, attention=attention)
+    part_parameters = {id(p) for part in generator.parts().values() for p in part.parameters()}
+    assert part_parameters == {id(p) for p in generator.parameters()}
+    images, masks = torch.rand(2, 3, 32, 32) * 2 - 1, torch.zeros(2, 1, 32, 32)
+    masks[..., 8:20, 8:24] = 1.0
+    generator(images, masks, torch.zeros_like(masks)).refined.square().mean().backward()
+    from_parts = torch.linalg.vector_norm(torch.stack(list(gradient_norms(generator.parts()).values())))
+    total = torch.nn.utils.get_total_norm([p.grad for p in generator.parameters() if p.grad is not None])
+    assert float(from_parts) == pytest.approx(float(total), rel=1e-5)
+
+
 def test_a_temperature_at_its_upper_bound_is_named_in_a_warning(caplog):
     temperatures = {"head0_mean": 0.05, "head0_max": 0.9, "head1_mean": 0.8, "head2_mean": 1.0}
     # log range 0.01..1: 0.8 is at 95% of it, 0.05 at 35%; only the means count

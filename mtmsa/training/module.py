@@ -138,11 +138,17 @@ class InpaintingModule(pl.LightningModule):
         self.manual_backward(loss)
         parameters = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
         parts = self.generator.parts() if network == "generator" else {"discriminator": self.discriminator}
-        norms = {f"grad_norm/{name}": norm for name, norm in gradient_norms(parts).items()}
-        self.log_dict(norms, on_step=True, on_epoch=False)  # written every log_every_n_steps
-        norm = torch.nn.utils.clip_grad_norm_(parameters, self.gradient_clip_norm or float("inf"))
+        norms = gradient_norms(parts)
+        self.log_dict(
+            {f"grad_norm/{name}": norm for name, norm in norms.items()}, on_step=True, on_epoch=False
+        )
+        # The parts hold every parameter the optimizer updates (parameter_groups is made from them), so their
+        # norms give the total norm that clipping needs without a second pass over the gradients.
+        norm = torch.linalg.vector_norm(torch.stack(list(norms.values()))) if norms else torch.zeros(())
         finite = bool(torch.isfinite(norm))
         if finite:
+            if self.gradient_clip_norm:
+                torch.nn.utils.clip_grads_with_norm_(parameters, self.gradient_clip_norm, norm)
             optimizer.step()
             self.nonfinite_in_a_row[network] = 0
         else:
