@@ -36,22 +36,33 @@ class CopyBatch(NamedTuple):
 
 
 def background(batch: int, size: int, generator: torch.Generator) -> torch.Tensor:
-    """Colour noise at three scales (the image, a quarter of it, one cell) in [-1, 1]."""
+    """Colour noise at three scales (the image, a quarter of it, one cell) in [-1, 1]; the amplitudes add up
+    to 1, so nothing is clipped and two cells rarely look alike unless one is a copy of the other."""
     cells = size // CELL
     image = torch.zeros(batch, 3, size, size)
-    for grid, amplitude, mode in ((2, 0.6, "bilinear"), (4, 0.45, "bilinear"), (cells, 0.45, "nearest")):
+    for grid, amplitude, mode in ((2, 0.4, "bilinear"), (4, 0.3, "bilinear"), (cells, 0.3, "nearest")):
         noise = torch.rand(batch, 3, grid, grid, generator=generator) * 2 - 1
         image += amplitude * F.interpolate(noise, size=(size, size), mode=mode)
     return image.clamp(-1, 1)
 
 
-def _block_corners(cells: int, block: int, count: int, generator: torch.Generator, attempts: int = 2000):
-    """``count`` random (row, column) corners in cells of non-overlapping block x block squares."""
+def _block_corners(cells: int, block: int, count: int, generator: torch.Generator, attempts: int = 200):
+    """``count`` random (row, column) corners in cells of non-overlapping block x block squares, placed one
+    after another, each uniformly among the corners still free."""
+    span = cells - block + 1
+    grid = torch.stack(torch.meshgrid(torch.arange(span), torch.arange(span), indexing="ij"), dim=-1).view(
+        -1, 2
+    )
     for _ in range(attempts):
-        corners = torch.randint(0, cells - block + 1, (count, 2), generator=generator)
-        apart = (corners[:, None] - corners[None]).abs().amax(dim=2) >= block
-        if apart.fill_diagonal_(True).all():
-            return corners.tolist()
+        corners: list[list[int]] = []
+        free = torch.ones(len(grid), dtype=torch.bool)
+        while len(corners) < count and free.any():
+            choices = free.nonzero().flatten()
+            corner = grid[choices[torch.randint(len(choices), (1,), generator=generator)]].flatten()
+            corners.append(corner.tolist())
+            free &= (grid - corner).abs().amax(dim=1) >= block
+        if len(corners) == count:
+            return corners
     raise ValueError(
         f"no room for {count} blocks of {block} cells in a {cells}-cell image; use larger images"
     )
