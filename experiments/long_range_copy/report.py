@@ -2,7 +2,8 @@
 
 Paired comparisons pair two variants' runs of the same seed (same initial weights where shapes agree, same
 training batches). "Best constant" is the constant temperature with the highest mean hole PSNR at that model,
-task and head count, chosen after the fact, which favours the constant side.
+task and head count, chosen after the fact, which favours the constant side; "constant at init" is the
+constant temperature the learned ones start from (keeping the temperature versus learning it).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from scipy import stats
 COMPARISONS = (
     ("learned_map", "best constant"),
     ("learned_scalar", "best constant"),
+    ("learned_map", "constant at init"),
+    ("learned_scalar", "constant at init"),
     ("learned_map", "none"),
     ("learned_scalar", "none"),
     ("best constant", "none"),
@@ -62,11 +65,15 @@ def paired(a: list[dict], b: list[dict]) -> dict:
     }
 
 
-def comparisons(runs: list[dict]) -> list[dict]:
+def comparisons(runs: list[dict], learned_init: float) -> list[dict]:
     rows = []
     for (model, task), labels in groups(runs).items():
         for heads in (1, 4):
-            names = {"none": "none", "best constant": best_constant(labels, heads)}
+            names = {
+                "none": "none",
+                "best constant": best_constant(labels, heads),
+                "constant at init": f"constant {learned_init:g} h{heads}",
+            }
             for a, b in COMPARISONS:
                 left = names.get(a, f"{a} h{heads}")
                 right = names.get(b, f"{b} h{heads}")
@@ -150,7 +157,7 @@ def markdown(results: dict) -> str:
         "| model | task | A | B | mean A - B (dB) | A wins / losses | sign test p | paired t-test p |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for row in comparisons(runs):
+    for row in comparisons(runs, settings["learned_init"]):
         lines.append(
             f"| {row['model']} | {row['task']} | {row['a']} | {row['b']} | {row['mean']:+.2f} | "
             f"{row['wins']} / {row['losses']} of {row['n']} | {_p(row['sign_p'])} | {_p(row['t_p'])} |"
@@ -227,7 +234,7 @@ def plot_temperatures(results: dict, examples: dict, path: Path) -> None:
         image = examples.get(("input", task), {}).get("fill")
         if image is not None:
             row[len(learned)].imshow(((image[0] + 1) / 2).clamp(0, 1).permute(1, 2, 0).numpy())
-            row[len(learned)].set_title("input (hole black)", fontsize=8)
+            row[len(learned)].set_title("input (hole grey)", fontsize=8)
         row[len(learned)].set_axis_off()
         for h, axis in enumerate(row[len(learned) + 1 :]):
             axis.set_axis_off()
