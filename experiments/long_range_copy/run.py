@@ -361,9 +361,10 @@ def run_grid(args: argparse.Namespace, settings: Settings) -> None:
     runs.sort(key=lambda run: order[(run["model"], run["task"], run["label"], run["seed"])])
     for task in args.tasks:
         validation = validation_set(task, settings)
-        examples[("input", task)] = {"fill": (validation.images * (1 - validation.masks))[:EXAMPLES]}
-        examples[("truth", task)] = {"fill": validation.images[:EXAMPLES]}
-        examples[("oracle copy", task)] = {"fill": validation.oracle[:EXAMPLES]}
+        shown = slice(0, EXAMPLES)  # cloned below: a slice would save the whole validation set's storage
+        examples[("input", task)] = {"fill": (validation.images * (1 - validation.masks))[shown].clone()}
+        examples[("truth", task)] = {"fill": validation.images[shown].clone()}
+        examples[("oracle copy", task)] = {"fill": validation.oracle[shown].clone()}
     results = {
         "settings": asdict(settings),
         "references": reference_rows(settings, tuple(args.tasks)),
