@@ -113,7 +113,7 @@ def markdown(results: dict) -> str:
     lines = [
         f"Command: `{results.get('command', 'python experiments/long_range_copy/run.py')}`. "
         f"{len(runs)} runs in {results['wall_s'] / 60:.1f} min on {results['machine']} "
-        f"({results.get('workers', 1)} runs in parallel, 1 torch thread each).",
+        f"({results.get('workers', 1)} runs in parallel, 1 torch thread each, device {results.get('device', 'cpu')}).",
         "",
         f"Images {settings['size']}x{settings['size']} (attention on {settings['size'] // 4}x{settings['size'] // 4} "
         f"cells), generator width {settings['width']}, test bed {4 * settings['width']} channels; hole L1 only (no "

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import platform
 import sys
@@ -215,7 +216,9 @@ def source_keys(batch, start: int, stop: int) -> torch.Tensor:
         return matching_keys(images)
     b, _, height, width = images.shape
     h, w = height // FEATURE_STRIDE, width // FEATURE_STRIDE
-    rows, columns = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+    rows, columns = torch.meshgrid(
+        torch.arange(h, device=images.device), torch.arange(w, device=images.device), indexing="ij"
+    )
     offsets = batch.offsets[start:stop]
     source_rows = (rows[None] + offsets[:, 0, None, None]).clamp(0, h - 1)
     source_columns = (columns[None] + offsets[:, 1, None, None]).clamp(0, w - 1)
@@ -266,21 +269,27 @@ def evaluate(model: nn.Module, variant: Variant, validation) -> dict:
     return result, examples
 
 
+def on_device(batch, device: str):
+    """A task batch (a NamedTuple of tensors) on ``device``."""
+    return type(batch)(*(t.to(device) for t in batch))
+
+
 def train_run(
-    model_name: str, task: str, variant: Variant, seed: int, settings: Settings
+    model_name: str, task: str, variant: Variant, seed: int, settings: Settings, device: str = "cpu"
 ) -> tuple[dict, dict]:
-    """Trains one model from ``seed`` for the fixed budget and evaluates it on the task's validation set."""
+    """Trains one model from ``seed`` for the fixed budget and evaluates it on the task's validation set.
+    Batches are drawn on the CPU (the same on every device) and moved to ``device``."""
     torch.set_num_threads(1)
     torch.set_flush_denormal(True)  # the near-zero output layers make denormals: 1.5x slower without this
     start = time.perf_counter()
     torch.manual_seed(seed)
-    model = build_model(model_name, variant, settings)
+    model = build_model(model_name, variant, settings).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr, betas=(0.5, 0.999))
     loss = InpaintingLoss()
     data = torch.Generator().manual_seed(seed * 1000 + TASKS.index(task))
     history = {"step": [], "temperature": []}
     for step in range(settings.iterations):
-        batch = make_batch(task, settings.batch, settings, data)
+        batch = on_device(make_batch(task, settings.batch, settings, data), device)
         output = model(batch.images, batch.masks, torch.zeros_like(batch.masks))
         terms = loss.generator_loss(output, batch.images, batch.masks, fake_logits=None)
         optimizer.zero_grad(set_to_none=True)
@@ -291,7 +300,8 @@ def train_run(
             history["temperature"].append(
                 hole_temperatures(output.aux.temperature.detach(), batch.masks).tolist()
             )
-    result, examples = evaluate(model, variant, validation_set(task, settings))
+    result, examples = evaluate(model, variant, on_device(validation_set(task, settings), device))
+    examples = {name: tensor.cpu() for name, tensor in examples.items()}
     run = {
         "model": model_name,
         "task": task,
@@ -346,8 +356,11 @@ def run_grid(args: argparse.Namespace, settings: Settings) -> None:
     ]
     start = time.perf_counter()
     runs, examples = [], {}
-    with ProcessPoolExecutor(max_workers=args.workers) as pool:
-        futures = {pool.submit(train_run, *job, settings): job for job in jobs}
+    # spawn: workers start clean (no copied CUDA or thread-pool state), on every device alike
+    with ProcessPoolExecutor(
+        max_workers=args.workers, mp_context=multiprocessing.get_context("spawn")
+    ) as pool:
+        futures = {pool.submit(train_run, *job, settings, args.device): job for job in jobs}
         for future in tqdm(as_completed(futures), total=len(jobs), desc="long-range copy runs", unit="run"):
             run, fills = future.result()
             runs.append(run)
@@ -371,6 +384,7 @@ def run_grid(args: argparse.Namespace, settings: Settings) -> None:
         "runs": runs,
         "machine": machine(),
         "workers": args.workers,
+        "device": args.device,
         "wall_s": time.perf_counter() - start,
         "command": " ".join(sys.argv),
     }
@@ -393,6 +407,9 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, Setti
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
     parser.add_argument(
         "--workers", type=int, default=min(2, os.cpu_count() or 1), help="runs in parallel, 1 thread each"
+    )
+    parser.add_argument(
+        "--device", default="cpu", help="where runs train, e.g. cuda (batches are drawn on the CPU)"
     )
     parser.add_argument("--out", type=Path, default=HERE, help="output folder (default: next to this file)")
     parser.add_argument(
