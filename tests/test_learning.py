@@ -169,6 +169,7 @@ def train_on_copy_task(attention: str, iterations: int, seed: int = 0) -> dict[s
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(2400)
 def test_generator_learns_to_copy_the_hole_from_elsewhere_in_the_image():
     """The hole's content exists elsewhere in the image, found by the surroundings it shares with it:
     the generator with its attention beats its own initial fill and the same generator without attention
