@@ -34,6 +34,7 @@ def instantiate_group(group: DictConfig | None) -> list:
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit the model of ``cfg``, validate the final weights, and return the validation metrics."""
     import pytorch_lightning as pl
+    import torch
 
     from mtmsa.data.datamodule import build_datamodule
     from mtmsa.training.callbacks import RunConfigInCheckpoints
@@ -42,6 +43,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
     from mtmsa.training.summary import print_run_summary
 
     started = time.perf_counter()
+    # Flush denormal floats to zero on the CPU: the near-zero output layers and the optimizers' small moments
+    # make them, and CPU arithmetic on denormals is slow (sample_long's first 150 iterations: 101 s -> 50 s).
+    torch.set_flush_denormal(True)
     ckpt_path = resume_checkpoint(cfg.get("ckpt_path"), cfg.paths.output_dir)
     if ckpt_path is not None:
         check_training_checkpoint(ckpt_path)
