@@ -44,7 +44,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
     started = time.perf_counter()
     # Flush denormal floats to zero on the CPU: the near-zero output layers and the optimizers' small moments
-    # make them, and CPU arithmetic on denormals is slow (sample_long's first 150 iterations: 101 s -> 50 s).
+    # make them, and CPU arithmetic on denormals is slow (measured: experiments/README.md, "Quickstart").
     torch.set_flush_denormal(True)
     ckpt_path = resume_checkpoint(cfg.get("ckpt_path"), cfg.paths.output_dir)
     if ckpt_path is not None:
