@@ -280,7 +280,7 @@ def train_run(
     """Trains one model from ``seed`` for the fixed budget and evaluates it on the task's validation set.
     Batches are drawn on the CPU (the same on every device) and moved to ``device``."""
     torch.set_num_threads(1)
-    torch.set_flush_denormal(True)  # the near-zero output layers make denormals: 1.5x slower without this
+    torch.set_flush_denormal(True)  # denormals are slow on the CPU (experiments/README.md, "Quickstart")
     start = time.perf_counter()
     torch.manual_seed(seed)
     model = build_model(model_name, variant, settings).to(device)
