@@ -43,16 +43,15 @@ def test_copy_task_is_seeded_on_the_grid_and_solved_only_by_copying():
 def test_the_source_holds_the_hole_content_and_a_decoy_shares_only_part_of_its_ring():
     def close_pairs(images: torch.Tensor) -> torch.Tensor:
         """(B, N, N) cells equal up to the task's noise (RMS < 0.06), a cell with itself excluded."""
-        cells = torch.nn.functional.pixel_unshuffle(images, copy_task.CELL).flatten(2).transpose(1, 2)
-        return (torch.cdist(cells, cells) / 48**0.5 < 0.06) & ~torch.eye(cells.shape[1], dtype=torch.bool)
+        distances = run.cell_distances(images)
+        return (distances < 0.06) & ~torch.eye(distances.shape[1], dtype=torch.bool)
 
     plain, decoyed = _copy_batch(5, 8, decoys=0), _copy_batch(5, 8, decoys=1)
     hole = torch.nn.functional.max_pool2d(decoyed.masks, copy_task.CELL).flatten(1).bool()
     sources = run.source_keys(decoyed, 0, 8)
     assert (close_pairs(decoyed.images) & sources).any(dim=2)[hole].all(), "each hole cell's source is a copy"
-    cells = torch.nn.functional.pixel_unshuffle(decoyed.images, copy_task.CELL).flatten(2).transpose(1, 2)
-    distances = torch.cdist(cells, cells) + 1e9 * torch.eye(cells.shape[1])
-    nearest = torch.nn.functional.one_hot(distances.argmin(dim=2), cells.shape[1]).bool()
+    distances = run.cell_distances(decoyed.images) + 1e9 * torch.eye(sources.shape[1])
+    nearest = torch.nn.functional.one_hot(distances.argmin(dim=2), sources.shape[1]).bool()
     assert (nearest & sources).any(dim=2)[hole].float().mean() > 0.9, (
         "the nearest cell is the source, not a decoy"
     )

@@ -165,12 +165,19 @@ def markdown(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot_scores(results: dict, path: Path) -> None:
-    """Hole PSNR per variant (bar = mean, dots = seeds) with the references, one panel per model and task."""
+def _pyplot():
+    """matplotlib.pyplot on the file-only Agg backend (imported on first use: the runner starts faster)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_scores(results: dict, path: Path) -> None:
+    """Hole PSNR per variant (bar = mean, dots = seeds) with the references, one panel per model and task."""
+    plt = _pyplot()
 
     panels = groups(results["runs"])
     figure, axes = plt.subplots(len(panels), 1, figsize=(12, 3.2 * len(panels)), squeeze=False)
@@ -201,10 +208,7 @@ def plot_scores(results: dict, path: Path) -> None:
 def plot_temperatures(results: dict, examples: dict, path: Path) -> None:
     """Per model and task: the learned temperatures per head over training (mean over seeds, log scale) and
     learned_map h4's temperature map per head on one validation image (seed 0)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
     from matplotlib.colors import LogNorm
 
     panels = groups(results["runs"])
@@ -250,10 +254,7 @@ def plot_temperatures(results: dict, examples: dict, path: Path) -> None:
 
 def plot_fills(examples: dict, path: Path) -> None:
     """Example fills of seed 0: input, truth, oracle and every variant that has one, per model and task."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
 
     panels = sorted({key[:2] for key in examples if len(key) == 3})
     shown = (

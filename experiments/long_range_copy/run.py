@@ -202,10 +202,15 @@ def hole_metrics(filled: torch.Tensor, images: torch.Tensor, masks: torch.Tensor
     return per_image_metrics(to_unit_range(filled), to_unit_range(images), masks)[:, [PSNR, L1]]
 
 
-def matching_keys(images: torch.Tensor) -> torch.Tensor:
-    """(B, N, N) True where cells i and j of the true image (N = h * w cells of 4x4 pixels) match."""
+def cell_distances(images: torch.Tensor) -> torch.Tensor:
+    """(B, N, N) RMS difference between cells i and j of the images (N = h * w cells of 4x4 pixels)."""
     cells = F.pixel_unshuffle(images, FEATURE_STRIDE).flatten(2).transpose(1, 2)  # (B, N, 48)
-    return torch.cdist(cells, cells) / cells.shape[-1] ** 0.5 < MATCH_RMS
+    return torch.cdist(cells, cells) / cells.shape[-1] ** 0.5
+
+
+def matching_keys(images: torch.Tensor) -> torch.Tensor:
+    """(B, N, N) True where cells i and j of the true image match (:data:`MATCH_RMS`)."""
+    return cell_distances(images) < MATCH_RMS
 
 
 def source_keys(batch, start: int, stop: int) -> torch.Tensor:
@@ -244,8 +249,7 @@ def evaluate(model: nn.Module, variant: Variant, validation) -> dict:
             with returning_attention(model):
                 output = model(images, masks, torch.zeros_like(masks))
             aux = output.aux
-            b, heads, h, w = aux.temperature.shape
-            hole = feature_hole(masks, (h, w)).flatten(1)  # (B, N) hole queries
+            hole = feature_hole(masks, aux.temperature.shape[-2:]).flatten(1)  # (B, N) hole queries
             on_match = (aux.attention * source_keys(validation, start, stop)[:, None]).sum(
                 dim=-1
             )  # (B, heads, N)
