@@ -67,7 +67,13 @@ def train(cfg: DictConfig) -> dict[str, float]:
         finish_wandb_runs(loggers)
     metrics = {name: float(value) for name, value in (results[0] if results else {}).items()}
     if trainer.is_global_zero:
-        print_run_summary(trainer, metrics, Path(cfg.paths.output_dir), time.perf_counter() - started)
+        print_run_summary(
+            trainer,
+            metrics,
+            Path(cfg.paths.output_dir),
+            time.perf_counter() - started,
+            initial_fill=getattr(model.generator, "initial_fill", None),
+        )
     return metrics
 
 

@@ -9,7 +9,7 @@ from torch.nn.utils import parametrize
 
 from mtmsa.models.discriminator import PatchDiscriminator
 from mtmsa.models.generator import ATANH_LIMIT, GeneratorOutput, InpaintGenerator
-from mtmsa.models.initial_fill import pull_push_fill
+from mtmsa.models.initial_fill import harmonic_fill, pull_push_fill
 from mtmsa.models.layers import GatedConv2d, GatedUpConv2d
 from mtmsa.models.losses import (
     InpaintingLoss,
@@ -65,13 +65,14 @@ def generator() -> InpaintGenerator:
     return with_random_output_convs(InpaintGenerator(width=WIDTH, attention=StandInAttention)).eval()
 
 
-@pytest.mark.parametrize("initial_fill", ["pull_push", "none"])
+@pytest.mark.parametrize("initial_fill", ["harmonic", "pull_push", "none"])
 def test_untrained_generator_starts_near_its_initial_fill(initial_fill: str) -> None:
     images, masks, sketches = make_batch(2, 64)
     model = InpaintGenerator(width=WIDTH, initial_fill=initial_fill).eval()
     with torch.no_grad():
         output = model(images, masks, sketches)
-    expected = pull_push_fill(images * (1 - masks), masks) if initial_fill == "pull_push" else 0 * images
+    fills = {"harmonic": harmonic_fill, "pull_push": pull_push_fill, "none": lambda known, _: 0 * known}
+    expected = fills[initial_fill](images * (1 - masks), masks)
     hole = masks.bool().expand_as(images)
     coarse_gap = (output.coarse[hole] - expected[hole].clamp(-ATANH_LIMIT, ATANH_LIMIT)).abs()
     assert 0 < coarse_gap.max() < 0.05  # a small residual: non-zero, so every layer gets a gradient
@@ -87,6 +88,29 @@ def test_pull_push_fill_interpolates_smoothly_and_keeps_known_pixels() -> None:
     assert torch.equal(filled[masks.expand_as(filled) == 0], ramp[masks.expand_as(ramp) == 0])
     assert (filled - ramp).abs().max() < 0.15  # a linear ramp is continued across the hole, roughly
     assert torch.equal(pull_push_fill(ramp, torch.ones_like(masks)), torch.zeros_like(ramp))
+
+
+def test_harmonic_fill_continues_a_ramp_and_solves_laplaces_equation_in_the_hole() -> None:
+    ys, xs = torch.meshgrid(torch.linspace(-1, 1, 37), torch.linspace(-1, 1, 45), indexing="ij")
+    ramp = (0.6 * xs + 0.3 * ys)[None, None].expand(1, 3, 37, 45)
+    masks = torch.zeros(1, 1, 37, 45)
+    masks[..., 10:25, 12:30] = 1.0
+    hole = masks.expand_as(ramp).bool()
+    harmonic = harmonic_fill(ramp * (1 - masks), masks)
+    pull_push = pull_push_fill(ramp * (1 - masks), masks)
+    assert torch.equal(harmonic[~hole], ramp[~hole])
+    # A linear ramp is harmonic: its border determines it, and the fill finds it far closer than pull-push.
+    assert (harmonic - ramp)[hole].abs().max() < 0.05 < 0.1 < (pull_push - ramp)[hole].abs().max()
+    inner = harmonic[..., 11:24, 13:29]
+    neighbours = 0.25 * (
+        harmonic[..., 10:23, 13:29]
+        + harmonic[..., 12:25, 13:29]
+        + harmonic[..., 11:24, 12:28]
+        + harmonic[..., 11:24, 14:30]
+    )
+    assert (
+        inner - neighbours
+    ).abs().max() < 1e-3  # each hole pixel the mean of its four neighbours (pull-push: 0.012)
 
 
 def test_gated_convs_keep_halve_and_double_the_size() -> None:
@@ -282,7 +306,7 @@ def test_tiny_generator_overfits_one_image() -> None:
     assert losses[-1] < 0.4 * losses[0]  # default PyTorch init of the gated convs only reaches ~0.6
 
 
-def test_sketch_edge_loss_counts_the_edges_on_drawn_pixels_in_the_hole() -> None:
+def test_sketch_edge_loss_counts_the_edges_on_drawn_pixels_in_the_hole_of_either_polarity() -> None:
     target = torch.zeros(1, 3, 16, 16)
     target[..., 8:] = 1.0  # a vertical edge between columns 7 and 8
     masks = torch.ones(1, 1, 16, 16)
@@ -290,7 +314,32 @@ def test_sketch_edge_loss_counts_the_edges_on_drawn_pixels_in_the_hole() -> None
     on_edge[..., 4:12, 8] = 1.0
     elsewhere[..., 4:12, 2] = 1.0
     flat = torch.full_like(target, 0.5)
+    across = target.transpose(-1, -2)  # an edge of the same strength, the wrong way round
     assert sketch_edge_loss(target, target, on_edge, masks).item() == 0.0
+    assert sketch_edge_loss(1.0 - target, target, on_edge, masks).item() == 0.0  # darker on the other side
     assert sketch_edge_loss(flat, target, on_edge, masks).item() > 0.1  # the drawn edge is missing
+    assert sketch_edge_loss(across, target, on_edge, masks).item() > 0.1  # an edge, but not along the line
     assert sketch_edge_loss(flat, target, elsewhere, masks).item() == 0.0  # no edge there in the truth either
     assert sketch_edge_loss(flat, target, on_edge, torch.zeros_like(masks)).item() == 0.0  # not in the hole
+
+
+def test_sketch_edge_loss_draws_an_edge_on_the_sketch_from_a_flat_fill() -> None:
+    """Its gradient reaches a prediction with no edge at all, and descending it draws the edge there."""
+    torch.manual_seed(0)
+    target = torch.zeros(1, 3, 16, 16)
+    target[..., 8:] = 1.0
+    masks, sketch = torch.zeros(1, 1, 16, 16), torch.zeros(1, 1, 16, 16)
+    masks[..., 2:14, 2:14] = 1.0
+    sketch[..., 3:13, 8] = 1.0
+    prediction = torch.full_like(target, 0.5).requires_grad_()
+    optimizer = torch.optim.Adam([prediction], lr=0.02)
+    losses = []
+    for _ in range(100):
+        loss = sketch_edge_loss(prediction, target, sketch, masks)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.3 * losses[0]
+    columns = prediction.detach()[0, :, 4:12].mean(dim=(0, 1))  # mean value per column across the sketch
+    assert abs(float(columns[8] - columns[7])) > 0.3  # a step where the line was drawn

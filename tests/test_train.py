@@ -36,6 +36,7 @@ def test_short_run_writes_checkpoints_previews_and_metrics(tmp_path, sample_data
         "val/psnr_hole",
         "val/psnr_hole_mean_fill",
         "val/l1_hole_pull_push_fill",
+        "val/psnr_hole_harmonic_fill",
         "temperature/head0_mean",
         "grad_norm/attention",
         "grad_norm/discriminator",

@@ -1,6 +1,6 @@
 """Classical fills to compare a model against on the same images and masks (``mtmsa.evaluate baseline=...``).
 
-``pull_push`` is the generator's own initial fill (:mod:`mtmsa.models.initial_fill`), scored alone.
+``harmonic`` and ``pull_push`` are the generator's initial fills (:mod:`mtmsa.models.initial_fill`), scored alone.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import torch
 
-from mtmsa.models.initial_fill import pull_push_fill
+from mtmsa.models.initial_fill import harmonic_fill, pull_push_fill
 from mtmsa.utils.images import to_model_range, to_uint8, to_unit_range
 
 
@@ -46,5 +46,11 @@ def navier_stokes_fill(images: torch.Tensor, masks: torch.Tensor, radius: float 
     return _opencv_fill(images, masks, cv2.INPAINT_NS, radius)
 
 
-BASELINES = {"mean": mean_fill, "telea": telea_fill, "ns": navier_stokes_fill, "pull_push": pull_push_fill}
+BASELINES = {
+    "mean": mean_fill,
+    "telea": telea_fill,
+    "ns": navier_stokes_fill,
+    "pull_push": pull_push_fill,
+    "harmonic": harmonic_fill,
+}
 """Classical fills by name: ``fill(images (B,3,H,W) in [-1, 1], masks (B,1,H,W)) -> filled images``."""

@@ -5,8 +5,8 @@ into the known pixels and refined by two parallel branches at 1/4 resolution: di
 (large receptive field) and an attention module (distant context), whose features are merged and decoded.
 
 Each stage predicts a residual: ``tanh(raw + atanh(base))``, where the coarse stage's base is an initial
-fill of the hole (``initial_fill="pull_push"``: a smooth interpolation from the hole's border, see
-:func:`mtmsa.models.initial_fill.pull_push_fill`; ``"none"``: 0) and the refinement's base is the coarse result pasted
+fill of the hole (``initial_fill="harmonic"`` or ``"pull_push"``: a smooth interpolation from the hole's border,
+see :mod:`mtmsa.models.initial_fill`; ``"none"``: 0) and the refinement's base is the coarse result pasted
 into the known pixels. The last convolution of each decoder starts near zero, so the untrained generator
 returns nearly the initial fill, and training only has to learn what a smooth interpolation misses
 (texture, structure, distant context).
@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mtmsa.models.initial_fill import pull_push_fill
+from mtmsa.models.initial_fill import harmonic_fill, pull_push_fill
 from mtmsa.models.layers import GatedConv2d, GatedUpConv2d
 from mtmsa.models.outputs import AttentionOutput
 from mtmsa.utils.images import composite, masked_input
@@ -36,7 +36,7 @@ from mtmsa.utils.images import composite, masked_input
 DILATIONS = (2, 4, 8, 16)
 FEATURE_STRIDE = 4  # the encoders' downsampling: the attention works at 1/4 of the image's resolution
 GUIDE_CHANNELS = 3 * FEATURE_STRIDE**2  # the known image's pixels of one feature position
-INITIAL_FILLS = ("pull_push", "none")
+INITIAL_FILLS = ("harmonic", "pull_push", "none")
 ATANH_LIMIT = 1.0 - 1e-3
 
 
@@ -133,8 +133,10 @@ class InpaintGenerator(nn.Module):
         attention: factory ``attention(channels=4 * width) -> nn.Module`` for the refinement stage's
             attention branch; None runs that branch without an attention op.
         in_channels: channels of the network input ``cat([image, mask, sketch])``; 5 for a 1-channel sketch.
-        initial_fill: what the coarse stage's residual starts from: ``pull_push`` (a smooth interpolation
-            of the hole) or ``none`` (0, i.e. the prediction is made from scratch).
+        initial_fill: what the coarse stage's residual starts from: ``harmonic`` (the harmonic
+            interpolation of the hole's border, what the configs choose), ``pull_push`` (its coarser
+            start, the default here so that checkpoints saved before ``harmonic`` existed rebuild as they
+            were trained) or ``none`` (0, i.e. the prediction is made from scratch).
 
     Height and width of the inputs must be divisible by ``size_multiple``.
     """
@@ -172,7 +174,9 @@ class InpaintGenerator(nn.Module):
         """
         self._check_inputs(images, masks, sketches)
         known = masked_input(images, masks)
-        if self.initial_fill == "pull_push":
+        if self.initial_fill == "harmonic":
+            base = harmonic_fill(known, masks, self.initial_fill_levels)
+        elif self.initial_fill == "pull_push":
             base = pull_push_fill(known, masks, self.initial_fill_levels)
         else:
             base = torch.zeros_like(known)

@@ -41,17 +41,25 @@ def hole_l2(prediction: torch.Tensor, target: torch.Tensor, masks: torch.Tensor)
 def sketch_edge_loss(
     prediction: torch.Tensor, target: torch.Tensor, sketches: torch.Tensor, masks: torch.Tensor
 ) -> torch.Tensor:
-    """Mean L1 distance between the image gradients (Sobel, per channel) of prediction and target over the
-    sketch's pixels inside the hole, the sketch grown by one pixel (0 without any): where a line was drawn,
-    the output must have the real image's edge.
+    """Mean L1 distance between the image gradients (Sobel) of prediction and target over the sketch's
+    pixels inside the hole, the sketch grown by one pixel (0 without any), taken at each pixel against the
+    target's gradient or its negative, whichever is nearer: where a line was drawn, the output must have an
+    edge as strong and as oriented as the real one, of either polarity.
+
+    A sketch says where an edge runs, not which side of it is darker. Matched with its sign, an edge whose
+    polarity cannot be told from the surroundings is best left undrawn; matched up to its sign, drawing it
+    pays.
 
     Shapes: prediction, target (B,C,H,W); sketches, masks (B,1,H,W) -> scalar.
     """
-    drawn = F.max_pool2d(sketches, 3, stride=1, padding=1) * masks
-    difference = kornia.filters.spatial_gradient(prediction) - kornia.filters.spatial_gradient(target)
-    weights = drawn[:, :, None]  # (B,1,1,H,W) against the gradients' (B,C,2,H,W)
+    drawn = (F.max_pool2d(sketches, 3, stride=1, padding=1) * masks)[:, 0]  # (B,H,W)
+    predicted = kornia.filters.spatial_gradient(prediction)  # (B,C,2,H,W)
+    real = kornia.filters.spatial_gradient(target)
+    same = (predicted - real).abs().sum(dim=(1, 2))  # (B,H,W)
+    flipped = (predicted + real).abs().sum(dim=(1, 2))
+    nearer = torch.where(flipped < same, flipped, same)  # a tie (no edge yet) aims at the real polarity
     count = drawn.sum() * prediction.shape[1] * 2
-    return (difference.abs() * weights).sum() / count.clamp_min(1.0)
+    return (nearer * drawn).sum() / count.clamp_min(1.0)
 
 
 def hinge_discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:

@@ -24,7 +24,8 @@ def checkpoint_paths(trainer: pl.Trainer) -> dict[str, str]:
 
 
 BASELINE_LABELS = {
-    "pull_push": "its initial fill (pull-push)",
+    "harmonic": "harmonic fill",
+    "pull_push": "pull-push fill",
     "telea": "OpenCV Telea",
     "ns": "OpenCV Navier-Stokes",
     "mean": "the mean colour fill",
@@ -33,10 +34,15 @@ BASELINE_LABELS = {
 
 
 def print_run_summary(
-    trainer: pl.Trainer, metrics: dict[str, float], output_dir: Path, seconds: float
+    trainer: pl.Trainer,
+    metrics: dict[str, float],
+    output_dir: Path,
+    seconds: float,
+    initial_fill: str | None = None,
 ) -> None:
     """Print the run folder, checkpoints, previews, metric files, and the model's hole PSNR and L1 beside those
-    of the classical fills it was validated against (on the same images and masks)."""
+    of the classical fills it was validated against (on the same images and masks); ``initial_fill`` (the
+    generator's) is marked as its own."""
     console = Console()
     table = Table(
         title=f"mtmsa run finished in {seconds / 60:.1f} min ({trainer.global_step // 2} iterations)"
@@ -53,14 +59,15 @@ def print_run_summary(
         if name in metrics:
             table.add_row(name, f"{metrics[name]:.4f}")
     console.print(table)
-    comparison = comparison_table(metrics)
+    comparison = comparison_table(metrics, initial_fill)
     if comparison is not None:
         console.print(comparison)
 
 
-def comparison_table(metrics: dict[str, float]) -> Table | None:
+def comparison_table(metrics: dict[str, float], initial_fill: str | None = None) -> Table | None:
     """The model's hole PSNR and L1 on the validation images beside those of each classical fill validated
-    on the same images and masks (None without the model's scores)."""
+    on the same images and masks, ``initial_fill`` named as the model's own (None without the model's
+    scores)."""
     model_psnr, model_l1 = metrics.get("val/psnr_hole"), metrics.get("val/l1_hole")
     if model_psnr is None or model_l1 is None:
         return None
@@ -72,5 +79,7 @@ def comparison_table(metrics: dict[str, float]) -> Table | None:
         psnr, l1 = metrics.get(f"val/psnr_hole_{fill}_fill"), metrics.get(f"val/l1_hole_{fill}_fill")
         if psnr is not None and l1 is not None:
             verdict = "beats it" if model_psnr > psnr and model_l1 < l1 else "does NOT beat it"
+            if fill == initial_fill:
+                label = f"its initial fill: {label}"
             table.add_row(label, f"{psnr:.2f}", f"{l1:.4f}", verdict)
     return table

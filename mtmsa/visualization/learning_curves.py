@@ -18,7 +18,8 @@ from mtmsa.visualization.figures import new_figure, save_figure
 PANELS = (("psnr_hole", "hole PSNR (dB), higher is better"), ("l1_hole", "hole L1, lower is better"))
 FILL_NAMES = {
     "mean": "mean colour",
-    "pull_push": "pull-push (initial fill)",
+    "harmonic": "harmonic fill",
+    "pull_push": "pull-push fill",
     "telea": "Telea",
     "ns": "Navier-Stokes",
 }

@@ -1,0 +1,235 @@
+"""How the smooth fills compare in the hole, and whether a plain U-Net learns anything beyond them.
+
+Scores the classical fills (mean colour, the generator's initial fills harmonic and pull-push, OpenCV Telea
+and Navier-Stokes) in the hole, on training batches (training augmentation and training masks) and on the
+validation set (its fixed evaluation masks). Then, with ``--unet-iterations N``, trains a plain U-Net (no
+attention, no GAN; its output a residual over the harmonic fill, Adam) on the same training batches and
+scores it the same way: a control for the generator, asking whether a photo model at this budget moves
+away from the smooth fill at all.
+
+    python experiments/fill_headroom.py                                   # the sample data set, quickstart config
+    python experiments/fill_headroom.py --unet-iterations 600             # + the plain U-Net (~6 min on 2 cores)
+    python experiments/fill_headroom.py --overrides experiment=sample_long --unet-iterations 2000
+
+Prints one markdown table per split (hole L1 and MSE relative to the harmonic fill's, mean hole PSNR per
+image: what validation reports as ``val/psnr_hole``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable, Iterator
+
+import torch
+import torch.nn.functional as F
+from hydra import compose, initialize_config_dir
+from torch import nn
+from tqdm import tqdm
+
+from mtmsa.conf import CONFIG_DIR
+from mtmsa.data.datamodule import build_datamodule
+from mtmsa.evaluation.baselines import BASELINES
+from mtmsa.evaluation.metrics import psnr_from_mse
+from mtmsa.models.initial_fill import harmonic_fill
+from mtmsa.utils.images import composite, to_unit_range
+
+Fill = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+class PlainUNet(nn.Module):
+    """Three-level U-Net (two 3x3 convolutions per level, GELU, a dilated middle) predicting a residual over
+    the harmonic fill; its last convolution starts at zero, so it starts at that fill.
+
+    forward: images (B,3,H,W) in [-1, 1], masks (B,1,H,W), 1 = hole; H, W divisible by 4 -> (B,3,H,W).
+    """
+
+    def __init__(self, width: int = 32) -> None:
+        super().__init__()
+
+        def block(inputs: int, outputs: int) -> nn.Sequential:
+            return nn.Sequential(
+                nn.Conv2d(inputs, outputs, 3, padding=1),
+                nn.GELU(),
+                nn.Conv2d(outputs, outputs, 3, padding=1),
+                nn.GELU(),
+            )
+
+        self.down1, self.down2, self.down3 = (
+            block(7, width),
+            block(width, 2 * width),
+            block(2 * width, 4 * width),
+        )
+        self.middle = nn.Sequential(
+            nn.Conv2d(4 * width, 4 * width, 3, padding=2, dilation=2),
+            nn.GELU(),
+            nn.Conv2d(4 * width, 4 * width, 3, padding=4, dilation=4),
+            nn.GELU(),
+        )
+        self.up2, self.up1 = block(6 * width, 2 * width), block(3 * width, width)
+        self.out = nn.Conv2d(width, 3, 1)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+        known = images * (1.0 - masks)
+        base = harmonic_fill(known, masks)
+        level1 = self.down1(torch.cat([known, masks, base], dim=1))
+        level2 = self.down2(F.avg_pool2d(level1, 2))
+        level3 = self.down3(F.avg_pool2d(level2, 2))
+        level3 = level3 + self.middle(level3)
+        up2 = self.up2(torch.cat([F.interpolate(level3, scale_factor=2.0), level2], dim=1))
+        up1 = self.up1(torch.cat([F.interpolate(up2, scale_factor=2.0), level1], dim=1))
+        return base + self.out(up1)
+
+
+def hole_errors(
+    fill: torch.Tensor, images: torch.Tensor, masks: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-image mean absolute and squared error in the hole, in [0, 1] units: two (B,) tensors."""
+    difference = to_unit_range(composite(fill, images, masks)) - to_unit_range(images)
+    hole = masks.expand_as(difference)
+    pixels = hole.sum(dim=(1, 2, 3)).clamp_min(1.0)
+    return (difference.abs() * hole).sum(dim=(1, 2, 3)) / pixels, (difference**2 * hole).sum(
+        dim=(1, 2, 3)
+    ) / pixels
+
+
+def score(
+    fills: dict[str, Fill], batches: list[tuple[torch.Tensor, torch.Tensor]]
+) -> dict[str, dict[str, float]]:
+    """Hole L1 and MSE pooled over all images, and the mean hole PSNR per image, for each fill."""
+    results = {}
+    for name, fill in fills.items():
+        l1, mse = [], []
+        with torch.no_grad():
+            for images, masks in batches:
+                errors = hole_errors(fill(images, masks), images, masks)
+                l1.append(errors[0])
+                mse.append(errors[1])
+        l1_all, mse_all = torch.cat(l1), torch.cat(mse)
+        results[name] = {
+            "l1": float(l1_all.mean()),
+            "mse": float(mse_all.mean()),
+            "psnr": float(psnr_from_mse(mse_all).mean()),
+        }
+    return results
+
+
+def table(title: str, results: dict[str, dict[str, float]]) -> str:
+    reference = results["harmonic"]
+    lines = [
+        f"**{title}**",
+        "",
+        "| fill | hole L1 | / harmonic | hole MSE | / harmonic | mean hole PSNR (dB) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, value in results.items():
+        lines.append(
+            f"| {name} | {value['l1']:.4f} | {value['l1'] / reference['l1']:.3f} | {value['mse']:.5f} | "
+            f"{value['mse'] / reference['mse']:.3f} | {value['psnr']:.2f} |"
+        )
+    return "\n".join(lines)
+
+
+def training_batches(datamodule, generator: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Endless training batches with their training masks, as the Trainer makes them."""
+    while True:
+        for batch in datamodule.train_dataloader():
+            batch = datamodule.add_training_masks(batch, generator)
+            yield batch["image"], batch["mask"]
+
+
+def train_unet(
+    model: PlainUNet,
+    batches: Iterator[tuple[torch.Tensor, torch.Tensor]],
+    iterations: int,
+    lr: float,
+    loss_name: str,
+) -> list[float]:
+    """Adam on the hole MSE (``mse``, pooled over the batch) or on the mean of each image's log hole MSE
+    (``log_mse``: minus the mean hole PSNR, what validation reports); returns the model's training-batch hole
+    MSE over the harmonic fill's, per iteration."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    ratios = []
+    for _ in tqdm(range(iterations), desc="plain U-Net", unit="it"):
+        images, masks = next(batches)
+        _, mse = hole_errors(model(images, masks), images, masks)
+        with torch.no_grad():
+            _, base_mse = hole_errors(harmonic_fill(images * (1.0 - masks), masks), images, masks)
+        loss = mse.mean() if loss_name == "mse" else mse.clamp_min(1e-6).log().mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        ratios.append(float(mse.detach().mean() / base_mse.mean()))
+    return ratios
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--overrides", nargs="*", default=[], help="Hydra overrides of the train config")
+    parser.add_argument(
+        "--train-batches", type=int, default=40, help="training batches to score the fills on"
+    )
+    parser.add_argument(
+        "--unet-iterations", type=int, default=0, help="train the plain U-Net this long (0: skip)"
+    )
+    parser.add_argument("--unet-width", type=int, default=32)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--unet-loss", choices=["mse", "log_mse"], default="mse")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    torch.manual_seed(args.seed)
+    torch.set_flush_denormal(True)
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONFIG_DIR)):
+        cfg = compose("train", overrides=["sketch=none", *args.overrides])
+    datamodule = build_datamodule(cfg, seed=args.seed)
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    generator = torch.Generator().manual_seed(args.seed)
+    stream = training_batches(datamodule, generator)
+    train_set = [next(stream) for _ in range(args.train_batches)]
+    val_set = []
+    for batch in datamodule.val_dataloader():
+        batch = datamodule.add_evaluation_masks(batch)
+        val_set.append((batch["image"], batch["mask"]))
+
+    fills: dict[str, Fill] = {
+        "mean colour": BASELINES["mean"],
+        "harmonic": BASELINES["harmonic"],
+        "pull_push": BASELINES["pull_push"],
+        "telea": BASELINES["telea"],
+        "navier_stokes": BASELINES["ns"],
+    }
+    if args.unet_iterations:
+        model = PlainUNet(args.unet_width)
+        started = time.perf_counter()
+        ratios = train_unet(model, stream, args.unet_iterations, args.lr, args.unet_loss)
+        minutes = (time.perf_counter() - started) / 60
+        model.eval()
+        fills[f"plain U-Net, {args.unet_loss}, {args.unet_iterations} iterations"] = model
+        window = max(1, min(50, len(ratios) // 4))
+        first, last = sum(ratios[:window]) / window, sum(ratios[-window:]) / window
+        print(
+            f"plain U-Net ({sum(p.numel() for p in model.parameters()):,} parameters, {minutes:.1f} min): training-batch "
+            f"hole MSE / the harmonic fill's {first:.3f} over the first {window} iterations, {last:.3f} over the last {window}"
+        )
+    overrides = " ".join(args.overrides) or "none"
+    print(
+        table(
+            f"training batches ({args.train_batches} x {cfg.dataset.batch_size}, overrides: {overrides})",
+            score(fills, train_set),
+        )
+    )
+    print()
+    print(
+        table(
+            f"validation set ({sum(len(images) for images, _ in val_set)} images, evaluation masks)",
+            score(fills, val_set),
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

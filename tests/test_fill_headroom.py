@@ -1,0 +1,51 @@
+"""experiments/fill_headroom.py: the smooth fills scored on the sample set, and its plain U-Net control."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
+
+import fill_headroom  # noqa: E402
+
+
+def _rows(table: str) -> dict[str, list[float]]:
+    """fill name -> the numbers of its markdown row."""
+    rows = {}
+    for line in table.splitlines():
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        if len(cells) == 6 and cells[1][:1].isdigit():
+            rows[cells[0]] = [float(cell) for cell in cells[1:]]
+    return rows
+
+
+def test_the_harmonic_fill_leads_the_classical_fills_on_the_held_out_tiles(
+    monkeypatch, capsys, sample_data_dir
+):
+    argv = ["fill_headroom.py", "--train-batches", "2", "--unet-iterations", "3"]
+    monkeypatch.setattr(sys, "argv", [*argv, "--overrides", f"paths.data_dir={sample_data_dir}"])
+    fill_headroom.main()
+    printed = capsys.readouterr().out
+    training, validation = (_rows(part) for part in printed.split("**validation set")[:2])
+    assert "plain U-Net, mse, 3 iterations" in validation and len(training) == len(validation) == 6
+    psnr = {name: values[4] for name, values in validation.items()}
+    assert psnr["harmonic"] > psnr["navier_stokes"] + 0.3 > psnr["pull_push"] + 0.3 > psnr["mean colour"] + 3
+    assert psnr["harmonic"] > psnr["telea"] + 0.5
+    assert validation["harmonic"][1] == 1.0 and validation["pull_push"][3] > 1.1  # MSE relative to harmonic
+
+
+def test_the_plain_unet_starts_at_the_harmonic_fill_and_every_layer_gets_a_gradient():
+    model = fill_headroom.PlainUNet(width=8)
+    images, masks = torch.rand(2, 3, 32, 32) * 2 - 1, torch.zeros(2, 1, 32, 32)
+    masks[..., 8:20, 10:24] = 1.0
+    base = fill_headroom.harmonic_fill(images * (1 - masks), masks)
+    assert torch.equal(model(images, masks), base)
+    model(images, masks).pow(2).mean().backward()
+    assert model.out.weight.grad.abs().sum() > 0
+    model.out.weight.data.normal_(std=1e-2)
+    model.zero_grad()
+    model(images, masks).pow(2).mean().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
