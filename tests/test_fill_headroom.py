@@ -22,7 +22,7 @@ def _rows(table: str) -> dict[str, list[float]]:
     return rows
 
 
-def test_the_harmonic_fill_leads_the_classical_fills_on_the_held_out_tiles(
+def test_the_harmonic_fill_leads_the_classical_fills_and_own_sketches_lift_it_on_the_held_out_tiles(
     monkeypatch, capsys, sample_data_dir
 ):
     argv = ["fill_headroom.py", "--train-batches", "2", "--unet-iterations", "3"]
@@ -35,6 +35,10 @@ def test_the_harmonic_fill_leads_the_classical_fills_on_the_held_out_tiles(
     assert psnr["harmonic"] > psnr["navier_stokes"] + 0.3 > psnr["pull_push"] + 0.3 > psnr["mean colour"] + 3
     assert psnr["harmonic"] > psnr["telea"] + 0.5
     assert validation["harmonic"][1] == 1.0 and validation["pull_push"][3] > 1.1  # MSE relative to harmonic
+    sketch_row = printed.split("own sketch as barriers**")[1].strip().splitlines()[-1]
+    lift = float(sketch_row.split("|")[2])
+    without, with_sketch = (float(value) for value in sketch_row.split("|")[3].split("/"))
+    assert lift > 0.5 and with_sketch > 2 * without, sketch_row
 
 
 def test_the_plain_unet_starts_at_the_harmonic_fill_and_every_layer_gets_a_gradient():

@@ -1,5 +1,5 @@
-"""Sketch guidance: the fidelity measure, validation scoring fills with and without each image's sketch, and a
-generator that learns to draw the line it is given."""
+"""Sketch guidance: the fidelity measure, validation scoring fills with and without each image's sketch, a
+generator that learns to draw the line it is given, and the sketch's lines as barriers of the initial fill."""
 
 from __future__ import annotations
 
@@ -7,10 +7,18 @@ import math
 
 import kornia
 import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
 
+from mtmsa.conf import CONFIG_DIR
+from mtmsa.data.datamodule import build_datamodule
+from mtmsa.evaluation.metrics import per_image_metrics
 from mtmsa.evaluation.sketch_fidelity import SketchFidelity, sketch_fidelity
+from mtmsa.inference.checkpoints import build_generator
 from mtmsa.models.generator import InpaintGenerator
+from mtmsa.models.initial_fill import harmonic_fill
 from mtmsa.models.losses import InpaintingLoss
+from mtmsa.utils.images import composite, to_unit_range
 
 
 def line_scene() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -101,3 +109,51 @@ def test_a_tiny_generator_trained_on_lines_draws_the_line_it_is_given():
     (on_line, off_line), (unguided, _) = edge_strength(sketches), edge_strength(torch.zeros_like(sketches))
     assert on_line > 5 * off_line and on_line > 0.15, (on_line, off_line)
     assert on_line > 5 * unguided, (on_line, unguided)
+
+
+def test_a_sketched_line_is_a_barrier_of_the_harmonic_fill():
+    """Each side of the drawn line is filled from its own side of the border; without the line the two
+    sides blend across the hole."""
+    image, masks, sketches = line_scene()
+    known = image * (1 - masks)
+    guided, unguided = harmonic_fill(known, masks, sketches=sketches), harmonic_fill(known, masks)
+    assert (guided[..., 3:13, 5:8] - 0.4).abs().max() < 0.05  # left of the line: the left border's grey
+    assert (guided[..., 3:13, 9:12] - 1.0).abs().max() < 0.05  # right of it: white
+    assert (unguided[..., 3:13, 6:8] - 0.4).abs().min() > 0.1  # no barrier: white leaks to the left
+    diagonal = torch.zeros(1, 3, 24, 24)
+    rows, columns = torch.meshgrid(torch.arange(24), torch.arange(24), indexing="ij")
+    diagonal[:, :, rows > columns] = 1.0  # below the diagonal white, above it black
+    holes = torch.zeros(1, 1, 24, 24)
+    holes[..., 4:20, 4:20] = 1.0
+    line = (rows == columns).float()[None, None]  # 8-connected: blocks every 4-connected path across it
+    fill = harmonic_fill(diagonal * (1 - holes), holes, sketches=line)
+    inside = holes[0, 0].bool() & (rows != columns)
+    assert (fill[0, 0][inside] - diagonal[0, 0][inside]).abs().max() < 0.1
+    blended = harmonic_fill(diagonal * (1 - holes), holes)
+    assert (blended[0, 0][inside] - diagonal[0, 0][inside]).abs().max() > 0.3
+
+
+def test_own_sketches_lift_the_untrained_generator_on_the_held_out_tiles(sample_data_dir):
+    """The configs' generator, untrained (so at its initial fill), on the 12 held-out sample tiles with their
+    evaluation masks: each image's own sketch raises its hole PSNR and puts edges on the drawn lines
+    (measured: +0.91 dB, fidelity 0.189 -> 0.563)."""
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONFIG_DIR)):
+        cfg = compose("train", overrides=[f"paths.data_dir={sample_data_dir}"])
+    datamodule = build_datamodule(cfg)
+    datamodule.setup("validate")
+    torch.manual_seed(0)
+    generator = build_generator(OmegaConf.to_container(cfg.model, resolve=True)).eval()
+    psnr, fidelity = {True: [], False: []}, {True: [], False: []}
+    for batch in datamodule.val_dataloader():
+        batch = datamodule.add_evaluation_masks(batch)
+        images, masks, sketches = batch["image"], batch["mask"], batch["sketch"]
+        for guided in (True, False):
+            with torch.no_grad():
+                output = generator(images, masks, sketches if guided else torch.zeros_like(sketches))
+            completed = to_unit_range(composite(output.refined, images, masks))
+            psnr[guided].append(per_image_metrics(completed, to_unit_range(images), masks)[:, 1])
+            fidelity[guided].append(sketch_fidelity(completed, sketches, masks))
+    lift = float(torch.cat(psnr[True]).mean() - torch.cat(psnr[False]).mean())
+    with_sketch, without = (float(torch.cat(fidelity[g]).nanmean()) for g in (True, False))
+    assert lift > 0.5, lift
+    assert with_sketch > 2 * without, (with_sketch, without)

@@ -137,6 +137,10 @@ class InpaintGenerator(nn.Module):
             interpolation of the hole's border, what the configs choose), ``pull_push`` (its coarser
             start, the default here so that checkpoints saved before ``harmonic`` existed rebuild as they
             were trained) or ``none`` (0, i.e. the prediction is made from scratch).
+        sketch_barriers: with ``harmonic``, the sketch's lines are barriers of the initial fill (each side
+            of a drawn line filled from its own side of the border, an edge along it; see
+            :func:`~mtmsa.models.initial_fill.harmonic_fill`): the sketch steers the fill before any
+            training. False here, for the checkpoints saved before it existed; the configs set it.
 
     Height and width of the inputs must be divisible by ``size_multiple``.
     """
@@ -152,6 +156,7 @@ class InpaintGenerator(nn.Module):
         attention: Callable[..., nn.Module] | None = None,
         in_channels: int = 5,
         initial_fill: str = "pull_push",
+        sketch_barriers: bool = False,
     ) -> None:
         super().__init__()
         if width < 2:
@@ -160,8 +165,13 @@ class InpaintGenerator(nn.Module):
             raise ValueError(
                 f"InpaintGenerator initial_fill must be one of {INITIAL_FILLS}, got {initial_fill!r}"
             )
+        if sketch_barriers and initial_fill != "harmonic":
+            raise ValueError(
+                f"InpaintGenerator sketch_barriers=true needs initial_fill='harmonic', got {initial_fill!r}"
+            )
         self.in_channels = in_channels
         self.initial_fill = initial_fill
+        self.sketch_barriers = sketch_barriers
         self.coarse = nn.Sequential(
             _encoder(in_channels, width), _dilated_stack(4 * width), _decoder(4 * width, width)
         )
@@ -175,7 +185,8 @@ class InpaintGenerator(nn.Module):
         self._check_inputs(images, masks, sketches)
         known = masked_input(images, masks)
         if self.initial_fill == "harmonic":
-            base = harmonic_fill(known, masks, self.initial_fill_levels)
+            lines = sketches.amax(dim=1, keepdim=True) if self.sketch_barriers and sketches.shape[1] else None
+            base = harmonic_fill(known, masks, self.initial_fill_levels, sketches=lines)
         elif self.initial_fill == "pull_push":
             base = pull_push_fill(known, masks, self.initial_fill_levels)
         else:

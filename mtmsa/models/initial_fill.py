@@ -1,7 +1,8 @@
 """The generator's starting point: a smooth fill of the hole from its border, computed on the device.
 
 :class:`~mtmsa.models.generator.InpaintGenerator` predicts a residual over this fill
-(``initial_fill="pull_push"``); ``python -m mtmsa.evaluate baseline=pull_push`` scores it alone.
+(``initial_fill="harmonic"`` or ``"pull_push"``); ``python -m mtmsa.evaluate baseline=harmonic`` scores it
+alone. The harmonic fill takes the sketch too: its lines are barriers the interpolation does not cross.
 """
 
 from __future__ import annotations
@@ -11,7 +12,11 @@ import torch.nn.functional as F
 
 
 def pull_push_fill(
-    images: torch.Tensor, masks: torch.Tensor, levels: int | None = None, smoothing_steps: int = 0
+    images: torch.Tensor,
+    masks: torch.Tensor,
+    levels: int | None = None,
+    smoothing_steps: int = 0,
+    barriers: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Smooth interpolation of the holes from their surroundings (pull-push, Gortler et al. 1996), batched.
 
@@ -24,6 +29,10 @@ def pull_push_fill(
     ``smoothing_steps``: Jacobi steps of Laplace's equation run at each level after the push, the known
     pixels held (partly known ones in proportion): coarse to fine, a cascadic multigrid that turns the fill
     into the harmonic interpolation of the border (see :func:`harmonic_fill`); 0 is plain pull-push.
+    ``barriers`` (B,1,H,W) in [0, 1], e.g. a sketch: in those steps a pixel takes nothing from a neighbour
+    on a line (weighted by 1 - barrier), so the values on either side of a drawn line stay apart; the
+    pyramid carries the lines down by 2x2 maxima. An (8-connected) line of pixels blocks every path
+    between its sides.
 
     ``levels``: how many pyramid levels to build; None builds as many as the size needs (halving until a
     side is 1 pixel). A fixed number, at least that many, gives the same fill from a graph whose operations
@@ -34,17 +43,17 @@ def pull_push_fill(
     needed = (min(images.shape[-2:]) - 1).bit_length() if levels is None else levels
     pyramid = []
     sums, counts = images * known, known
+    lines = torch.zeros_like(masks) if barriers is None else barriers
     for _ in range(needed):
-        pyramid.append((sums, counts))
-        sums, counts = _sum_2x2(sums), _sum_2x2(counts)
+        pyramid.append((sums, counts, 1.0 - lines))
+        sums, counts, lines = _sum_2x2(sums), _sum_2x2(counts), _max_2x2(lines)
     fill = sums.sum(dim=(2, 3), keepdim=True) / counts.sum(dim=(2, 3), keepdim=True).clamp_min(1e-6)
-    for sums, counts in reversed(pyramid):
+    for sums, counts, conductance in reversed(pyramid):
         coarser = F.interpolate(fill, size=sums.shape[-2:], mode="bilinear", align_corners=False)
         weight = counts.clamp(max=1.0)
         average = sums / counts.clamp_min(1e-6)
         fill = weight * average + (1.0 - weight) * coarser
-        for _ in range(smoothing_steps):
-            fill = weight * average + (1.0 - weight) * _neighbour_mean(fill)
+        fill = _jacobi_steps(fill, weight * average, 1.0 - weight, conductance, smoothing_steps)
         if levels is not None:
             fill = torch.where(_below_top(counts), fill, coarser)
     return torch.where(masks.bool(), fill, images)
@@ -54,21 +63,52 @@ HARMONIC_SMOOTHING_STEPS = 20
 """Jacobi steps per pyramid level of :func:`harmonic_fill`."""
 
 
-def harmonic_fill(images: torch.Tensor, masks: torch.Tensor, levels: int | None = None) -> torch.Tensor:
+def harmonic_fill(
+    images: torch.Tensor,
+    masks: torch.Tensor,
+    levels: int | None = None,
+    sketches: torch.Tensor | None = None,
+) -> torch.Tensor:
     """The hole filled with the harmonic interpolation of its border (Laplace's equation, the hole's values
     the average of their four neighbours), solved by pull-push with :data:`HARMONIC_SMOOTHING_STEPS`
     Jacobi steps per level. Smoother across the hole than pull-push, whose blocky pyramid it starts from,
-    and computed the same way on the device. Arguments as :func:`pull_push_fill`.
+    and computed the same way on the device. With ``sketches`` (B,1,H,W) their lines are barriers
+    (diffusion curves, Orzan et al. 2008): each side of a drawn line is filled from its own side of the
+    border, and the fill has an edge along the line. Other arguments as :func:`pull_push_fill`.
     """
-    return pull_push_fill(images, masks, levels, smoothing_steps=HARMONIC_SMOOTHING_STEPS)
+    return pull_push_fill(images, masks, levels, smoothing_steps=HARMONIC_SMOOTHING_STEPS, barriers=sketches)
 
 
-def _neighbour_mean(x: torch.Tensor) -> torch.Tensor:
-    """(B,C,h,w) -> the same: the mean of each pixel's four neighbours, edges replicated."""
-    padded = F.pad(x, (1, 1, 1, 1), mode="replicate")
-    return 0.25 * (
-        padded[..., :-2, 1:-1] + padded[..., 2:, 1:-1] + padded[..., 1:-1, :-2] + padded[..., 1:-1, 2:]
-    )
+def _jacobi_steps(
+    fill: torch.Tensor, held: torch.Tensor, free: torch.Tensor, conductance: torch.Tensor, steps: int
+) -> torch.Tensor:
+    """``steps`` times: ``fill = held + free * (mean of the four neighbours weighted by their conductance)``.
+
+    fill, held (B,C,h,w): the current fill and what the known pixels hold (their weight times their value);
+    free, conductance (B,1,h,w): how much of each pixel is free (1 - its known weight) and how much each
+    passes on to its neighbours (1 - barrier). Edges are replicated; a pixel whose four neighbours all have
+    no conductance keeps its value. One padded convolution per step, the rest computed once (an exported
+    graph unrolls every step).
+    """
+    if steps == 0:
+        return fill
+    cross = fill.new_tensor([[0.0, 1.0, 0.0], [1.0, 0.0, 1.0], [0.0, 1.0, 0.0]]).view(1, 1, 3, 3)
+    reachable = F.conv2d(F.pad(conductance, (1, 1, 1, 1), mode="replicate"), cross)
+    blocked = reachable <= 1e-3
+    gather = free * torch.where(blocked, torch.zeros_like(reachable), 1.0 / reachable.clamp_min(1e-3))
+    keep = free * blocked.to(fill.dtype)
+    kernel = cross.expand(fill.shape[1], 1, 3, 3)
+    for _ in range(steps):
+        neighbours = F.conv2d(
+            F.pad(fill * conductance, (1, 1, 1, 1), mode="replicate"), kernel, groups=fill.shape[1]
+        )
+        fill = held + gather * neighbours + keep * fill
+    return fill
+
+
+def _max_2x2(x: torch.Tensor) -> torch.Tensor:
+    """(B,C,h,w) -> (B,C,ceil(h/2),ceil(w/2)): maxima of 2x2 blocks (a zero row and column added)."""
+    return F.max_pool2d(F.pad(x, (0, 1, 0, 1)), 2)
 
 
 def _sum_2x2(x: torch.Tensor) -> torch.Tensor:
