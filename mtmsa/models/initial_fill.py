@@ -42,11 +42,11 @@ def pull_push_fill(
     known = 1.0 - masks
     needed = (min(images.shape[-2:]) - 1).bit_length() if levels is None else levels
     pyramid = []
-    sums, counts = images * known, known
-    lines = torch.zeros_like(masks) if barriers is None else barriers
+    sums, counts, lines = images * known, known, barriers
     for _ in range(needed):
-        pyramid.append((sums, counts, 1.0 - lines))
-        sums, counts, lines = _sum_2x2(sums), _sum_2x2(counts), _max_2x2(lines)
+        pyramid.append((sums, counts, None if lines is None else 1.0 - lines))
+        sums, counts = _sum_2x2(sums), _sum_2x2(counts)
+        lines = None if lines is None else _max_2x2(lines)
     fill = sums.sum(dim=(2, 3), keepdim=True) / counts.sum(dim=(2, 3), keepdim=True).clamp_min(1e-6)
     for sums, counts, conductance in reversed(pyramid):
         coarser = F.interpolate(fill, size=sums.shape[-2:], mode="bilinear", align_corners=False)
@@ -80,29 +80,35 @@ def harmonic_fill(
 
 
 def _jacobi_steps(
-    fill: torch.Tensor, held: torch.Tensor, free: torch.Tensor, conductance: torch.Tensor, steps: int
+    fill: torch.Tensor,
+    held: torch.Tensor,
+    free: torch.Tensor,
+    conductance: torch.Tensor | None,
+    steps: int,
 ) -> torch.Tensor:
     """``steps`` times: ``fill = held + free * (mean of the four neighbours weighted by their conductance)``.
 
     fill, held (B,C,h,w): the current fill and what the known pixels hold (their weight times their value);
     free, conductance (B,1,h,w): how much of each pixel is free (1 - its known weight) and how much each
-    passes on to its neighbours (1 - barrier). Edges are replicated; a pixel whose four neighbours all have
-    no conductance keeps its value. One padded convolution per step, the rest computed once (an exported
-    graph unrolls every step).
+    passes on to its neighbours (1 - barrier; None: no barriers, the plain mean). Edges are replicated; a
+    pixel whose four neighbours all have no conductance keeps its value. One padded convolution per step,
+    the rest computed once (an exported graph unrolls every step).
     """
     if steps == 0:
         return fill
     cross = fill.new_tensor([[0.0, 1.0, 0.0], [1.0, 0.0, 1.0], [0.0, 1.0, 0.0]]).view(1, 1, 3, 3)
-    reachable = F.conv2d(F.pad(conductance, (1, 1, 1, 1), mode="replicate"), cross)
-    blocked = reachable <= 1e-3
-    gather = free * torch.where(blocked, torch.zeros_like(reachable), 1.0 / reachable.clamp_min(1e-3))
-    keep = free * blocked.to(fill.dtype)
     kernel = cross.expand(fill.shape[1], 1, 3, 3)
+    if conductance is None:
+        gather, keep = free / 4.0, None
+    else:
+        reachable = F.conv2d(F.pad(conductance, (1, 1, 1, 1), mode="replicate"), cross)
+        blocked = reachable <= 1e-3
+        gather = free * torch.where(blocked, torch.zeros_like(reachable), 1.0 / reachable.clamp_min(1e-3))
+        keep = free * blocked.to(fill.dtype)
     for _ in range(steps):
-        neighbours = F.conv2d(
-            F.pad(fill * conductance, (1, 1, 1, 1), mode="replicate"), kernel, groups=fill.shape[1]
-        )
-        fill = held + gather * neighbours + keep * fill
+        passed = fill if conductance is None else fill * conductance
+        neighbours = F.conv2d(F.pad(passed, (1, 1, 1, 1), mode="replicate"), kernel, groups=fill.shape[1])
+        fill = held + gather * neighbours if keep is None else held + gather * neighbours + keep * fill
     return fill
 
 
