@@ -180,12 +180,13 @@ def test_generator_learns_to_copy_the_hole_from_elsewhere_in_the_image():
     assert with_attention["model"] >= without["model"] + 3.0, (with_attention, without)
 
 
-@pytest.mark.slow
-@pytest.mark.timeout(1800)
-def test_overfitting_one_batch_takes_the_hole_l1_well_below_the_initial_fill(tmp_path, sample_data_dir):
-    """debug=overfit: one batch of 8 training tiles (new masks each step), hole L1 only, 400 iterations. The
-    refined output's hole L1 starts at the initial fill's and ends well below it (measured: 0.98 of it over
-    the first 50 iterations, 0.78 over the last 100)."""
+@pytest.mark.timeout(900)
+def test_the_trained_model_beats_its_own_initial_fill_on_the_batch_it_trained_on(tmp_path, sample_data_dir):
+    """debug=overfit: one batch of 8 training tiles (new masks each step), hole L1 only, 800 iterations. The
+    refined output's hole L1 starts at its initial fill's and ends well below it, so the suite fails on a
+    generator that learns nothing (measured with the harmonic fill and sketch barriers: 0.96 of the fill's
+    L1 over the first 5 logged steps, 0.81 over the last 10). On held-out tiles
+    the trained models do not beat their fill yet: experiments/README.md, "Learning"."""
     from tests.helpers.runs import run_training
 
     _, run = run_training(
@@ -198,7 +199,8 @@ def test_overfitting_one_batch_takes_the_hole_l1_well_below_the_initial_fill(tmp
             "model.loss.adversarial_weight=0",
             "model.loss.feature_matching_weight=0",
             "model.optimizer_g.lr=2e-3",
-            "trainer.max_steps=800",
+            "trainer.max_steps=1600",
+            "trainer.log_every_n_steps=20",
             "trainer.val_check_interval=1000",
             "callbacks.previews.every_n_steps=100000",
         ],
@@ -209,7 +211,7 @@ def test_overfitting_one_batch_takes_the_hole_l1_well_below_the_initial_fill(tmp
             for row in csv.DictReader(file)
             if row.get("train/l1_refined_step")
         ]
-    assert len(ratios) == 40  # logged every 10 of the 400 iterations
+    assert len(ratios) == 40  # logged every 20 of the 1,600 optimizer steps (800 iterations)
     first, last = sum(ratios[:5]) / 5, sum(ratios[-10:]) / 10
     assert first > 0.93, ratios[:5]
     assert last < 0.88, ratios[-10:]

@@ -71,24 +71,6 @@ def test_resume_continues_the_step_count(tmp_path, sample_data_dir):
     assert min(logged_steps(second)) >= max(logged_steps(first))  # logging continued, not from zero
 
 
-def test_model_beats_mean_fill_on_sample_photos(tmp_path, sample_data_dir):
-    """The quickstart's claim at a smaller size: trained briefly, the model fills holes better than the
-    mean colour of the known pixels (hole PSNR on the held-out photos, same masks)."""
-    metrics, _ = run_training(
-        tmp_path,
-        sample_data_dir,
-        [
-            "model.generator.width=8",
-            "trainer.max_steps=240",
-            "trainer.val_check_interval=1000",
-            "model.optimizer_g.lr=2e-3",
-            "callbacks.previews.every_n_steps=100000",
-            "dataset.batch_size=8",
-        ],
-    )
-    assert metrics["val/psnr_hole"] > metrics["val/psnr_hole_mean_fill"] + 0.5, metrics
-
-
 def test_missing_dataset_is_one_clear_error(tmp_path):
     result = run_cli(["dataset=celebahq", "trainer.max_steps=2"], tmp_path, timeout=120)
     assert result.returncode == 2
