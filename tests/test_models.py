@@ -7,6 +7,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
+from mtmsa.evaluation.baselines import BASELINES
 from mtmsa.models.discriminator import PatchDiscriminator
 from mtmsa.models.generator import ATANH_LIMIT, GeneratorOutput, InpaintGenerator
 from mtmsa.models.initial_fill import harmonic_fill, pull_push_fill
@@ -343,3 +344,16 @@ def test_sketch_edge_loss_draws_an_edge_on_the_sketch_from_a_flat_fill() -> None
     assert losses[-1] < 0.3 * losses[0]
     columns = prediction.detach()[0, :, 4:12].mean(dim=(0, 1))  # mean value per column across the sketch
     assert abs(float(columns[8] - columns[7])) > 0.3  # a step where the line was drawn
+
+
+def test_biharmonic_baseline_continues_a_valley_the_harmonic_fill_flattens() -> None:
+    """A parabola is biharmonic but not harmonic: the border's slopes say where the valley's floor is."""
+    ys, xs = torch.meshgrid(torch.linspace(-1, 1, 37), torch.linspace(-1, 1, 45), indexing="ij")
+    valley = (0.8 * xs**2 - 0.4)[None, None].expand(2, 3, 37, 45)
+    masks = torch.zeros(2, 1, 37, 45)
+    masks[..., 10:25, 12:30] = 1.0
+    hole = masks.expand_as(valley).bool()
+    biharmonic = BASELINES["biharmonic"](valley * (1 - masks), masks)
+    harmonic = harmonic_fill(valley * (1 - masks), masks)
+    assert torch.equal(biharmonic[~hole], valley[~hole])
+    assert (biharmonic - valley)[hole].abs().max() < 1e-3 < 0.05 < (harmonic - valley)[hole].abs().max()

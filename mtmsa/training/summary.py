@@ -28,6 +28,7 @@ BASELINE_LABELS = {
     "pull_push": "pull-push fill",
     "telea": "OpenCV Telea",
     "ns": "OpenCV Navier-Stokes",
+    "biharmonic": "biharmonic fill (scikit-image)",
     "mean": "the mean colour fill",
 }
 """The classical fills a run is compared with (``model.validation_baselines``), as the summary names them."""

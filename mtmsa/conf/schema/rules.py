@@ -201,7 +201,7 @@ def checkpoints_exist(cfg: DictConfig, tool: str) -> Iterator[str]:
         elif all(selected(cfg, key) is None for key in ("baseline", "predictions", "export_masks")):
             yield (
                 "ckpt_path is not set: give ckpt_path=<run>/checkpoints/last.ckpt to evaluate a checkpoint, "
-                "or baseline=telea (ns, mean, pull_push) for a classical fill"
+                "or baseline=telea (ns, mean, harmonic, biharmonic, pull_push) for a classical fill"
             )
         mask_dir = selected(cfg, "mask_dir")
         if mask_dir is not None:
