@@ -5,11 +5,14 @@ and Navier-Stokes) in the hole, on training batches (training augmentation and t
 validation set (its fixed evaluation masks). Then, with ``--unet-iterations N``, trains a plain U-Net (no
 attention, no GAN; its output a residual over the harmonic fill, Adam) on the same training batches and
 scores it the same way: a control for the generator, asking whether a photo model at this budget moves
-away from the smooth fill at all.
+away from the smooth fill at all. With ``--blend-iterations N``, trains a smaller question: a per-pixel blend
+of the harmonic and the biharmonic fill, its weight predicted by a small full-resolution CNN (starting at the
+half-and-half blend), asking whether what is learned on the training tiles carries over to held-out photos.
 
     python experiments/fill_headroom.py                                   # the sample data set, quickstart config
     python experiments/fill_headroom.py --unet-iterations 600             # + the plain U-Net (~6 min on 2 cores)
     python experiments/fill_headroom.py --overrides experiment=sample_long --unet-iterations 2000
+    python experiments/fill_headroom.py --blend-iterations 600 [--overrides dataset.val_dir=holdout]
 
 Prints one markdown table per split (hole L1 and MSE relative to the harmonic fill's, mean hole PSNR per
 image: what validation reports as ``val/psnr_hole``), then what each validation image's own sketch (the
@@ -84,6 +87,36 @@ class PlainUNet(nn.Module):
         up2 = self.up2(torch.cat([F.interpolate(level3, scale_factor=2.0), level2], dim=1))
         up1 = self.up1(torch.cat([F.interpolate(up2, scale_factor=2.0), level1], dim=1))
         return base + self.out(up1)
+
+
+class LearnedBlend(nn.Module):
+    """``harmonic + a * (biharmonic - harmonic)`` with ``a`` in (0, 1) per pixel from five 3x3 convolutions
+    (dilations 1-8, GELU) of the known image, the mask and both fills; the last starts at zero (a = 1/2).
+
+    forward: images (B,3,H,W) in [-1, 1], masks (B,1,H,W), 1 = hole -> (B,3,H,W).
+    """
+
+    def __init__(self, width: int = 16) -> None:
+        super().__init__()
+        layers, inputs = [], 10
+        for dilation in (1, 2, 4, 8, 1):
+            layers += [nn.Conv2d(inputs, width, 3, padding=dilation, dilation=dilation), nn.GELU()]
+            inputs = width
+        self.body = nn.Sequential(*layers)
+        self.weight = nn.Conv2d(width, 1, 3, padding=1)
+        nn.init.zeros_(self.weight.weight)
+        nn.init.zeros_(self.weight.bias)
+
+    def forward(self, images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+        known = images * (1.0 - masks)
+        harmonic, biharmonic = BASELINES["harmonic"](known, masks), BASELINES["biharmonic"](known, masks)
+        features = self.body(torch.cat([known, masks, harmonic, biharmonic - harmonic], dim=1))
+        return harmonic + torch.sigmoid(self.weight(features)) * (biharmonic - harmonic)
+
+
+def half_blend(images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    """The mean of the harmonic and the biharmonic fill: where :class:`LearnedBlend` starts."""
+    return 0.5 * (BASELINES["harmonic"](images, masks) + BASELINES["biharmonic"](images, masks))
 
 
 def hole_errors(
@@ -169,8 +202,8 @@ def training_batches(datamodule, generator: torch.Generator) -> Iterator[tuple[t
             yield batch["image"], batch["mask"]
 
 
-def train_unet(
-    model: PlainUNet,
+def train_on_hole_mse(
+    model: nn.Module,
     batches: Iterator[tuple[torch.Tensor, torch.Tensor]],
     iterations: int,
     lr: float,
@@ -181,7 +214,7 @@ def train_unet(
     MSE over the harmonic fill's, per iteration."""
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     ratios = []
-    for _ in tqdm(range(iterations), desc="plain U-Net", unit="it"):
+    for _ in tqdm(range(iterations), desc=type(model).__name__, unit="it"):
         images, masks = next(batches)
         _, mse = hole_errors(model(images, masks), images, masks)
         with torch.no_grad():
@@ -204,6 +237,9 @@ def main() -> None:
         "--unet-iterations", type=int, default=0, help="train the plain U-Net this long (0: skip)"
     )
     parser.add_argument("--unet-width", type=int, default=32)
+    parser.add_argument(
+        "--blend-iterations", type=int, default=0, help="train the learned blend this long (0: skip)"
+    )
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--unet-loss", choices=["mse", "log_mse"], default="mse")
     parser.add_argument("--seed", type=int, default=0)
@@ -231,18 +267,33 @@ def main() -> None:
         "pull_push": BASELINES["pull_push"],
         "telea": BASELINES["telea"],
         "navier_stokes": BASELINES["ns"],
+        "biharmonic (scikit-image)": BASELINES["biharmonic"],
     }
-    if args.unet_iterations:
-        model = PlainUNet(args.unet_width)
+    controls = {
+        f"plain U-Net, {args.unet_loss}, {args.unet_iterations} iterations": (
+            args.unet_iterations,
+            lambda: PlainUNet(args.unet_width),
+        ),
+        f"learned blend, {args.unet_loss}, {args.blend_iterations} iterations": (
+            args.blend_iterations,
+            LearnedBlend,
+        ),
+    }
+    if args.blend_iterations:
+        fills["half harmonic, half biharmonic"] = half_blend
+    for name, (iterations, build) in controls.items():
+        if not iterations:
+            continue
+        model = build()
         started = time.perf_counter()
-        ratios = train_unet(model, stream, args.unet_iterations, args.lr, args.unet_loss)
+        ratios = train_on_hole_mse(model, stream, iterations, args.lr, args.unet_loss)
         minutes = (time.perf_counter() - started) / 60
         model.eval()
-        fills[f"plain U-Net, {args.unet_loss}, {args.unet_iterations} iterations"] = model
+        fills[name] = model
         window = max(1, min(50, len(ratios) // 4))
         first, last = sum(ratios[:window]) / window, sum(ratios[-window:]) / window
         print(
-            f"plain U-Net ({sum(p.numel() for p in model.parameters()):,} parameters, {minutes:.1f} min): training-batch "
+            f"{name} ({sum(p.numel() for p in model.parameters()):,} parameters, {minutes:.1f} min): training-batch "
             f"hole MSE / the harmonic fill's {first:.3f} over the first {window} iterations, {last:.3f} over the last {window}"
         )
     overrides = " ".join(args.overrides) or "none"
