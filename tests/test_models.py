@@ -287,6 +287,16 @@ def test_inpainting_loss_combines_the_terms() -> None:
     no_adversary = loss.generator_loss(output, target, masks, fake_logits=None)
     assert no_adversary["adversarial"].item() == 0.0 and no_adversary["feature_matching"].item() == 0.0
     assert no_adversary["loss"].item() == pytest.approx(1.25)
+    warming = InpaintingLoss(
+        coarse_weight=2.0, adversarial_weight=0.1, feature_matching_weight=3.0, adversarial_warmup_steps=8
+    )
+    totals = [
+        warming.generator_loss(output, target, masks, torch.tensor([[3.0, 1.0]]), *features, step=step)[
+            "loss"
+        ]
+        for step in (0, 2, 8, 100)
+    ]  # reconstruction 1.25, GAN terms -0.2 + 3.0 scaled by 0, 1/4, 1, 1
+    assert [t.item() for t in totals] == pytest.approx([1.25, 1.25 + 0.7, 1.25 + 2.8, 1.25 + 2.8])
 
 
 def test_tiny_generator_overfits_one_image() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from csv import DictReader
 
 import pytest
 import torch
@@ -23,13 +24,18 @@ def test_short_run_writes_checkpoints_previews_and_metrics(tmp_path, sample_data
     metrics, run = run_training(
         tmp_path,
         sample_data_dir,
-        ["trainer.max_steps=8", "trainer.val_check_interval=2", "trainer.log_every_n_steps=1"],
+        [
+            "trainer.max_steps=8",
+            "trainer.val_check_interval=2",
+            "trainer.log_every_n_steps=1",
+            "model.loss.adversarial_warmup_steps=2",
+        ],
     )
     assert (run / "checkpoints" / "last.ckpt").is_file()
     assert list((run / "checkpoints").glob("best-*.ckpt"))
     assert list((run / "previews").glob("inpainting_step*.png"))
     assert list((run / "previews").glob("temperature_step*.png"))
-    csv = (run / "csv" / "version_0" / "metrics.csv").read_text()
+    logged = (run / "csv" / "version_0" / "metrics.csv").read_text()
     for name in (
         "train/g_loss",
         "train/d_loss",
@@ -46,7 +52,12 @@ def test_short_run_writes_checkpoints_previews_and_metrics(tmp_path, sample_data
         "val/sketch_lift_psnr_hole",
         "val/sketch_fidelity_without",
     ):
-        assert name in csv
+        assert name in logged
+    with open(run / "csv" / "version_0" / "metrics.csv", newline="") as file:
+        scales = [
+            float(row["train/gan_scale_step"]) for row in DictReader(file) if row["train/gan_scale_step"]
+        ]
+    assert scales == [0.0, 0.5, 1.0, 1.0]  # the GAN terms' weights rise over the 2 warm-up generator steps
     bucket_metrics = [k for k in metrics if k.startswith("val/psnr_") and k.endswith("%")]
     assert bucket_metrics, metrics.keys()
     checkpoint = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)

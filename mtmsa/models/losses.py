@@ -90,12 +90,14 @@ class InpaintingLoss:
     """Generator objective on the hole:
 
     ``loss = hole_l1_weight * (coarse_weight * l1_coarse + l1_refined) + hole_l2_weight * (coarse_weight *
-    l2_coarse + l2_refined) + adversarial_weight * adversarial + feature_matching_weight * feature_matching
-    + sketch_edge_weight * sketch_edges`` (:func:`sketch_edge_loss` of the refined output).
+    l2_coarse + l2_refined) + gan_scale * (adversarial_weight * adversarial + feature_matching_weight *
+    feature_matching) + sketch_edge_weight * sketch_edges`` (:func:`sketch_edge_loss` of the refined output).
 
     L1 alone pulls each pixel towards the median of what could be there, the adversarial and feature
     matching terms towards sharp, plausible detail; the squared error towards the mean, which is what PSNR
-    rewards. The weights choose between them.
+    rewards. The weights choose between them. ``gan_scale`` (:meth:`gan_scale`) rises from 0 to 1 over the
+    first ``adversarial_warmup_steps`` generator steps: reconstruction first, while the discriminator cannot
+    yet tell real detail from noise.
     """
 
     hole_l1_weight: float = 1.0
@@ -104,6 +106,14 @@ class InpaintingLoss:
     adversarial_weight: float = 0.1
     feature_matching_weight: float = 1.0
     sketch_edge_weight: float = 0.0
+    adversarial_warmup_steps: int = 0
+
+    def gan_scale(self, step: int | None) -> float:
+        """The share of the adversarial and feature-matching weights in force at generator step ``step``
+        (0-based): ``step / adversarial_warmup_steps`` up to 1; 1 when there is no warm-up or no step."""
+        if step is None or self.adversarial_warmup_steps <= 0:
+            return 1.0
+        return min(1.0, step / self.adversarial_warmup_steps)
 
     def generator_loss(
         self,
@@ -114,9 +124,11 @@ class InpaintingLoss:
         fake_features: Sequence[torch.Tensor] = (),
         real_features: Sequence[torch.Tensor] = (),
         sketches: torch.Tensor | None = None,
+        step: int | None = None,
     ) -> dict[str, torch.Tensor]:
         """Terms and total. ``fake_logits=None`` (no discriminator) makes the adversarial term 0, no real
-        features (``feature_matching_weight=0`` skips computing them) the feature-matching term."""
+        features (``feature_matching_weight=0`` skips computing them) the feature-matching term; ``step``, the
+        generator step, sets :meth:`gan_scale` (None: the full weights)."""
         l1_coarse = hole_l1(output.coarse, target, masks)
         l1_refined = hole_l1(output.refined, target, masks)
         l2_coarse = hole_l2(output.coarse, target, masks)
@@ -129,8 +141,8 @@ class InpaintingLoss:
         loss = (
             self.hole_l1_weight * (self.coarse_weight * l1_coarse + l1_refined)
             + self.hole_l2_weight * (self.coarse_weight * l2_coarse + l2_refined)
-            + self.adversarial_weight * adversarial
-            + self.feature_matching_weight * matching
+            + self.gan_scale(step)
+            * (self.adversarial_weight * adversarial + self.feature_matching_weight * matching)
             + self.sketch_edge_weight * sketch_edges
         )
         return {

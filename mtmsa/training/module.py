@@ -185,8 +185,9 @@ class InpaintingModule(pl.LightningModule):
         if self.loss.feature_matching_weight:
             with torch.no_grad():
                 real_features = self.discriminator.features(images, masks, sketches)
+        step = self._generator_step()
         g_losses = self.loss.generator_loss(
-            output, images, masks, fake_features[-1].flatten(1), fake_features, real_features, sketches
+            output, images, masks, fake_features[-1].flatten(1), fake_features, real_features, sketches, step
         )
         if self._optimizer_step(opt_g, g_losses["loss"], "generator"):
             self._update_ema()
@@ -196,16 +197,21 @@ class InpaintingModule(pl.LightningModule):
             logged["train/residual_hole"] = hole_l1(output.refined.detach(), output.initial_fill, masks)
             logged["train/l1_initial_fill"] = hole_l1(output.initial_fill, images, masks)
         logged.update({"train/g_loss": g_losses["loss"].detach(), "train/d_loss": d_loss.detach()})
+        logged["train/gan_scale"] = torch.tensor(self.loss.gan_scale(step), device=self.device)
         self.log_dict(logged, prog_bar=False, on_step=True, on_epoch=True, sync_dist=True)
         self.log("train/skipped_steps", float(self.skipped_steps), on_step=True, on_epoch=False)
         self.log("train/g", logged["train/g_loss"], prog_bar=True, logger=False)
         self.log("train/d", logged["train/d_loss"], prog_bar=True, logger=False)
 
+    def _generator_step(self) -> int:
+        """Generator steps done (each batch makes a discriminator and a generator step); 0 with no trainer."""
+        return self.trainer.global_step // 2 if self._trainer is not None else 0
+
     @torch.no_grad()
     def _update_ema(self) -> None:
         if self.generator_ema is None:
             return
-        step = self.trainer.global_step // 2 if self._trainer is not None else 0
+        step = self._generator_step()
         decay = min(self.ema_decay, (1.0 + step) / (10.0 + step))  # warm-up: early weights fade fast
         ema_params = list(self.generator_ema.parameters())
         torch._foreach_lerp_(ema_params, [p.detach() for p in self.generator.parameters()], 1.0 - decay)

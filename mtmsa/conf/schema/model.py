@@ -122,6 +122,7 @@ TARGETS = {
             "adversarial_weight": Number(min=0),
             "feature_matching_weight": Number(min=0),
             "sketch_edge_weight": Number(min=0),
+            "adversarial_warmup_steps": Integer(min=0),
         },
     ),
     "torch.optim.Adam": OPTIMIZER,
