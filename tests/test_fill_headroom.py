@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
@@ -43,28 +44,28 @@ def test_the_harmonic_fill_leads_opencv_the_biharmonic_leads_it_and_sketches_lif
     assert lift > 0.5 and with_sketch > 2 * without, sketch_row
 
 
-def test_the_plain_unet_starts_at_the_harmonic_fill_and_every_layer_gets_a_gradient():
-    model = fill_headroom.PlainUNet(width=8)
-    images, masks = torch.rand(2, 3, 32, 32) * 2 - 1, torch.zeros(2, 1, 32, 32)
-    masks[..., 8:20, 10:24] = 1.0
-    base = fill_headroom.harmonic_fill(images * (1 - masks), masks)
-    assert torch.equal(model(images, masks), base)
-    model(images, masks).pow(2).mean().backward()
-    assert model.out.weight.grad.abs().sum() > 0
-    model.out.weight.data.normal_(std=1e-2)
-    model.zero_grad()
-    model(images, masks).pow(2).mean().backward()
-    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+def harmonic_start(images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    return fill_headroom.harmonic_fill(images * (1 - masks), masks)
 
 
-def test_the_learned_blend_starts_halfway_between_its_fills_and_every_layer_gets_a_gradient():
-    model = fill_headroom.LearnedBlend(width=8)
+@pytest.mark.parametrize(
+    "build, start, last",
+    [
+        (lambda: fill_headroom.PlainUNet(width=8), harmonic_start, "out"),
+        (lambda: fill_headroom.LearnedBlend(width=8), fill_headroom.half_blend, "weight"),
+    ],
+    ids=["plain U-Net", "learned blend"],
+)
+def test_each_control_starts_at_its_fill_and_every_layer_gets_a_gradient(build, start, last):
+    """The U-Net starts at the harmonic fill, the blend halfway between the harmonic and biharmonic fills;
+    their zero last convolution gets a gradient at once, and every layer once it is not zero."""
+    model = build()
     images, masks = torch.rand(2, 3, 32, 32) * 2 - 1, torch.zeros(2, 1, 32, 32)
     masks[..., 8:20, 10:24] = 1.0
-    assert torch.allclose(model(images, masks), fill_headroom.half_blend(images, masks), atol=1e-6)
+    assert torch.allclose(model(images, masks), start(images, masks), atol=1e-6)
     model(images, masks).pow(2).mean().backward()
-    assert model.weight.weight.grad.abs().sum() > 0
-    model.weight.weight.data.normal_(std=1e-2)
+    assert getattr(model, last).weight.grad.abs().sum() > 0
+    getattr(model, last).weight.data.normal_(std=1e-2)
     model.zero_grad()
     model(images, masks).pow(2).mean().backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
