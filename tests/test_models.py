@@ -356,6 +356,51 @@ def test_sketch_edge_loss_draws_an_edge_on_the_sketch_from_a_flat_fill() -> None
     assert abs(float(columns[8] - columns[7])) > 0.3  # a step where the line was drawn
 
 
+def laplace_solution(image: torch.Tensor, hole: torch.Tensor, conductance: torch.Tensor) -> torch.Tensor:
+    """The exact discrete solution that :func:`harmonic_fill` approximates, by a sparse direct solve: in the
+    hole, each pixel is the mean of its four neighbours weighted by their conductance (edges replicated).
+    image (H,W), hole and conductance (H,W) -> (H,W)."""
+    from scipy.sparse import lil_matrix
+    from scipy.sparse.linalg import spsolve
+
+    height, width = image.shape
+    pixels = [(y, x) for y in range(height) for x in range(width) if hole[y, x]]
+    index = {pixel: i for i, pixel in enumerate(pixels)}
+    system, right = lil_matrix((len(pixels), len(pixels))), torch.zeros(len(pixels), dtype=torch.float64)
+    for i, (y, x) in enumerate(pixels):
+        for dy, dx in ((-1, 0), (1, 0), (0, -1), (0, 1)):
+            ny, nx = min(max(y + dy, 0), height - 1), min(max(x + dx, 0), width - 1)
+            weight = float(conductance[ny, nx])
+            system[i, i] += weight
+            if (ny, nx) in index:
+                system[i, index[ny, nx]] -= weight
+            else:
+                right[i] += weight * float(image[ny, nx])
+    solution = image.clone().double()
+    solution[hole.bool()] = torch.from_numpy(spsolve(system.tocsr(), right.numpy()))
+    return solution.float()
+
+
+@pytest.mark.parametrize("with_line, tolerance", [(False, 0.02), (True, 0.1)])
+def test_harmonic_fill_converges_to_the_exact_solution_of_laplaces_equation(
+    with_line: bool, tolerance: float
+) -> None:
+    """A noisy image with a 36x40 hole (and drawn lines in it as barriers): the fill is the sparse direct
+    solution's, not an unconverged smoothing of it. Measured: 0.009 and 0.054 off at most; 20 Jacobi steps
+    per level, the solver before, were 0.08 and 0.18 off."""
+    generator = torch.Generator().manual_seed(0)
+    image = torch.rand(1, 1, 48, 56, generator=generator) * 2 - 1
+    masks = torch.zeros(1, 1, 48, 56)
+    masks[..., 6:42, 8:48] = 1.0
+    line = torch.zeros_like(masks)
+    if with_line:
+        line[..., 20, 4:52] = 1.0
+        line[..., 10:20, 30] = 1.0
+    exact = laplace_solution(image[0, 0], masks[0, 0], 1.0 - line[0, 0])
+    fill = harmonic_fill(image * (1 - masks), masks, sketches=line if with_line else None)
+    assert (fill[0, 0] - exact).abs().max() < tolerance
+
+
 def test_biharmonic_baseline_continues_a_valley_the_harmonic_fill_flattens() -> None:
     """A parabola is biharmonic but not harmonic: the border's slopes say where the valley's floor is."""
     ys, xs = torch.meshgrid(torch.linspace(-1, 1, 37), torch.linspace(-1, 1, 45), indexing="ij")

@@ -136,7 +136,7 @@ def test_a_sketched_line_is_a_barrier_of_the_harmonic_fill():
 def test_own_sketches_lift_the_untrained_generator_on_the_held_out_tiles(sample_data_dir):
     """The configs' generator, untrained (so at its initial fill), on the 12 held-out sample tiles with their
     evaluation masks: each image's own sketch raises its hole PSNR and puts edges on the drawn lines
-    (measured: +0.91 dB, fidelity 0.189 -> 0.563)."""
+    (measured: +0.95 dB, fidelity 0.190 -> 0.592)."""
     with initialize_config_dir(version_base="1.3", config_dir=str(CONFIG_DIR)):
         cfg = compose("train", overrides=[f"paths.data_dir={sample_data_dir}"])
     datamodule = build_datamodule(cfg)
