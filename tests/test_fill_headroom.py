@@ -27,6 +27,7 @@ def test_the_harmonic_fill_leads_opencv_the_biharmonic_leads_it_and_sketches_lif
     monkeypatch, capsys, sample_data_dir
 ):
     argv = ["fill_headroom.py", "--train-batches", "2", "--unet-iterations", "3", "--blend-iterations", "3"]
+    argv += ["--solver-sweeps", "2", "20"]
     monkeypatch.setattr(sys, "argv", [*argv, "--overrides", f"paths.data_dir={sample_data_dir}"])
     fill_headroom.main()
     printed = capsys.readouterr().out
@@ -42,6 +43,12 @@ def test_the_harmonic_fill_leads_opencv_the_biharmonic_leads_it_and_sketches_lif
     lift = float(sketch_row.split("|")[2])
     without, with_sketch = (float(value) for value in sketch_row.split("|")[3].split("/"))
     assert lift > 0.5 and with_sketch > 2 * without, sketch_row
+    rows = [
+        line.split("|")[1:-1] for line in printed.split("solver:")[1].splitlines() if line.startswith("| ")
+    ]
+    distances = {row[0].strip(): [float(value) for value in row[1].split("/")] for row in rows[1:]}
+    # 20 sweeps per level are near the exact fill (measured 0.0004 / 0.003), 2 are far from it
+    assert max(distances["20"]) < 0.01 and min(distances["2"]) > 3 * max(distances["20"]), distances
 
 
 def harmonic_start(images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
