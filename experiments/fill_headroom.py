@@ -7,12 +7,14 @@ attention, no GAN; its output a residual over the harmonic fill, Adam) on the sa
 scores it the same way: a control for the generator, asking whether a photo model at this budget moves
 away from the smooth fill at all. With ``--blend-iterations N``, trains a smaller question: a per-pixel blend
 of the harmonic and the biharmonic fill, its weight predicted by a small full-resolution CNN (starting at the
-half-and-half blend), asking whether what is learned on the training tiles carries over to held-out photos.
+half-and-half blend, or with ``--blend-start harmonic`` nearly at the harmonic fill), asking whether what is
+learned on the training tiles carries over to held-out photos.
 
     python experiments/fill_headroom.py                                   # the sample data set, quickstart config
     python experiments/fill_headroom.py --unet-iterations 600             # + the plain U-Net (~6 min on 2 cores)
     python experiments/fill_headroom.py --overrides experiment=sample_long --unet-iterations 2000
     python experiments/fill_headroom.py --blend-iterations 600 [--overrides dataset.val_dir=holdout]
+    python experiments/fill_headroom.py --blend-iterations 600 --blend-start harmonic [--seed S]
 
 Prints one markdown table per split (hole L1 and MSE relative to the harmonic fill's, mean hole PSNR per
 image: what validation reports as ``val/psnr_hole``), then what each validation image's own sketch (the
@@ -95,14 +97,19 @@ class PlainUNet(nn.Module):
         return base + self.out(up1)
 
 
+BLEND_STARTS = {"half": 0.0, "harmonic": -4.0}
+"""Where :class:`LearnedBlend` starts: the logit of its weight ``a`` (1/2, or 0.018: nearly the harmonic fill)."""
+
+
 class LearnedBlend(nn.Module):
     """``harmonic + a * (biharmonic - harmonic)`` with ``a`` in (0, 1) per pixel from five 3x3 convolutions
-    (dilations 1-8, GELU) of the known image, the mask and both fills; the last starts at zero (a = 1/2).
+    (dilations 1-8, GELU) of the known image, the mask and both fills; the last starts with zero weights
+    and the bias ``start`` (:data:`BLEND_STARTS`), so ``a`` starts the same everywhere.
 
     forward: images (B,3,H,W) in [-1, 1], masks (B,1,H,W), 1 = hole -> (B,3,H,W).
     """
 
-    def __init__(self, width: int = 16) -> None:
+    def __init__(self, width: int = 16, start: str = "half") -> None:
         super().__init__()
         layers, inputs = [], 10
         for dilation in (1, 2, 4, 8, 1):
@@ -111,7 +118,7 @@ class LearnedBlend(nn.Module):
         self.body = nn.Sequential(*layers)
         self.weight = nn.Conv2d(width, 1, 3, padding=1)
         nn.init.zeros_(self.weight.weight)
-        nn.init.zeros_(self.weight.bias)
+        nn.init.constant_(self.weight.bias, BLEND_STARTS[start])
 
     def forward(self, images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
         known = images * (1.0 - masks)
@@ -247,7 +254,11 @@ def solver_table(
         "|---|---|---|---|---|",
     ]
     for steps in [*sweeps, REFERENCE_SWEEPS]:
-        results = {guided: fills(steps, guided) for guided in (False, True)}
+        results = (
+            reference
+            if steps == REFERENCE_SWEEPS
+            else {guided: fills(steps, guided) for guided in (False, True)}
+        )
         times = []
         for _ in range(3 if steps != REFERENCE_SWEEPS else 0):
             started = time.perf_counter()
@@ -308,6 +319,12 @@ def main() -> None:
     parser.add_argument(
         "--blend-iterations", type=int, default=0, help="train the learned blend this long (0: skip)"
     )
+    parser.add_argument(
+        "--blend-start",
+        choices=sorted(BLEND_STARTS),
+        default="half",
+        help="where the learned blend starts: half and half, or (nearly) the harmonic fill",
+    )
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--unet-loss", choices=["mse", "log_mse"], default="mse")
     parser.add_argument("--seed", type=int, default=0)
@@ -345,12 +362,12 @@ def main() -> None:
             args.unet_iterations,
             lambda: PlainUNet(args.unet_width),
         ),
-        f"learned blend, {args.unet_loss}, {args.blend_iterations} iterations": (
+        f"learned blend from {args.blend_start}, {args.unet_loss}, {args.blend_iterations} iterations": (
             args.blend_iterations,
-            LearnedBlend,
+            lambda: LearnedBlend(start=args.blend_start),
         ),
     }
-    if args.blend_iterations:
+    if args.blend_iterations and args.blend_start == "half":
         fills["half harmonic, half biharmonic"] = half_blend
     for name, (iterations, build) in controls.items():
         if not iterations:
@@ -363,9 +380,10 @@ def main() -> None:
         fills[name] = model
         window = max(1, min(50, len(ratios) // 4))
         first, last = sum(ratios[:window]) / window, sum(ratios[-window:]) / window
+        parameters = sum(p.numel() for p in model.parameters())
         print(
-            f"{name} ({sum(p.numel() for p in model.parameters()):,} parameters, {minutes:.1f} min): training-batch "
-            f"hole MSE / the harmonic fill's {first:.3f} over the first {window} iterations, {last:.3f} over the last {window}"
+            f"{name} ({parameters:,} parameters, {minutes:.1f} min): training-batch hole MSE / the harmonic "
+            f"fill's {first:.3f} over the first {window} iterations, {last:.3f} over the last {window}"
         )
     overrides = " ".join(args.overrides) or "none"
     print(

@@ -32,7 +32,10 @@ def test_the_harmonic_fill_leads_opencv_the_biharmonic_leads_it_and_sketches_lif
     fill_headroom.main()
     printed = capsys.readouterr().out
     training, validation = (_rows(part) for part in printed.split("**validation set")[:2])
-    assert "plain U-Net, mse, 3 iterations" in validation and "learned blend, mse, 3 iterations" in validation
+    assert (
+        "plain U-Net, mse, 3 iterations" in validation
+        and "learned blend from half, mse, 3 iterations" in validation
+    )
     assert len(training) == len(validation) == 9
     psnr = {name: values[4] for name, values in validation.items()}
     assert psnr["harmonic"] > psnr["navier_stokes"] + 0.3 > psnr["pull_push"] + 0.3 > psnr["mean colour"] + 3
@@ -56,16 +59,25 @@ def harmonic_start(images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
     return fill_headroom.harmonic_fill(images * (1 - masks), masks)
 
 
+def nearly_harmonic_start(images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    """sigmoid(-4) = 0.018 of the way from the harmonic to the biharmonic fill."""
+    harmonic = harmonic_start(images, masks)
+    biharmonic = fill_headroom.BASELINES["biharmonic"](images * (1 - masks), masks)
+    return harmonic + torch.sigmoid(torch.tensor(-4.0)) * (biharmonic - harmonic)
+
+
 @pytest.mark.parametrize(
     "build, start, last",
     [
         (lambda: fill_headroom.PlainUNet(width=8), harmonic_start, "out"),
         (lambda: fill_headroom.LearnedBlend(width=8), fill_headroom.half_blend, "weight"),
+        (lambda: fill_headroom.LearnedBlend(width=8, start="harmonic"), nearly_harmonic_start, "weight"),
     ],
-    ids=["plain U-Net", "learned blend"],
+    ids=["plain U-Net", "learned blend from half", "learned blend from harmonic"],
 )
 def test_each_control_starts_at_its_fill_and_every_layer_gets_a_gradient(build, start, last):
-    """The U-Net starts at the harmonic fill, the blend halfway between the harmonic and biharmonic fills;
+    """The U-Net starts at the harmonic fill, the blend halfway between the harmonic and biharmonic fills or
+    (nearly) at the harmonic one;
     their zero last convolution gets a gradient at once, and every layer once it is not zero."""
     model = build()
     images, masks = torch.rand(2, 3, 32, 32) * 2 - 1, torch.zeros(2, 1, 32, 32)

@@ -185,8 +185,9 @@ def test_the_trained_model_beats_its_own_initial_fill_on_the_batch_it_trained_on
     """debug=overfit: one batch of 8 training tiles (new masks each step), hole L1 only, 800 iterations. The
     refined output's hole L1 starts at its initial fill's and ends well below it, so the suite fails on a
     generator that learns nothing (measured with the converged harmonic fill and sketch barriers: 0.996 of
-    the fill's L1 over the first 5 logged steps, 0.850 over the last 10; with the Jacobi fill 0.96 and 0.81). On held-out tiles
-    the trained models do not beat their fill yet: experiments/README.md, "Learning"."""
+    the fill's L1 over the first 5 logged steps, 0.850 over the last 10; with the Jacobi fill 0.96 and
+    0.81). On held-out tiles the trained models do not beat their fill yet: experiments/README.md,
+    "Learning"."""
     from tests.helpers.runs import run_training
 
     _, run = run_training(

@@ -111,10 +111,11 @@ def _relaxation_steps(
     """
     if steps == 0:
         return fill
+    cross = _cross_kernel(fill) if as_graph else None
     if conductance is None:
         gather, keep = free / 4.0, None
     else:
-        reachable = _neighbour_sum(conductance, as_graph)
+        reachable = _neighbour_sum(conductance, _cross_kernel(conductance) if as_graph else None)
         blocked = reachable <= 1e-3
         gather = free * torch.where(blocked, torch.zeros_like(reachable), 1.0 / reachable.clamp_min(1e-3))
         keep = free * blocked.to(fill.dtype)
@@ -127,19 +128,25 @@ def _relaxation_steps(
     for _ in range(steps):
         for stay, pushed, pulled in half_sweeps:
             passed = fill if conductance is None else fill * conductance
-            fill = stay * fill + pushed + pulled * _neighbour_sum(passed, as_graph)
+            fill = stay * fill + pushed + pulled * _neighbour_sum(passed, cross)
     return fill
 
 
-def _neighbour_sum(x: torch.Tensor, as_convolution: bool = False) -> torch.Tensor:
+def _neighbour_sum(x: torch.Tensor, cross: torch.Tensor | None = None) -> torch.Tensor:
     """(B,C,h,w) -> (B,C,h,w): each pixel's four neighbours summed, edges replicated. Four shifted slices of
-    the padded tensor (many times faster on the CPU than a depthwise convolution), or with
-    ``as_convolution`` that convolution (one node of an exported graph instead of seven); equal to 1e-6."""
+    the padded tensor (many times faster on the CPU than a depthwise convolution), or, given ``x``'s
+    :func:`_cross_kernel`, that convolution (one node of an exported graph instead of seven); equal to 1e-6."""
     padded = F.pad(x, (1, 1, 1, 1), mode="replicate")
-    if as_convolution:
-        cross = x.new_tensor([[0.0, 1.0, 0.0], [1.0, 0.0, 1.0], [0.0, 1.0, 0.0]]).view(1, 1, 3, 3)
-        return F.conv2d(padded, cross.expand(x.shape[1], 1, 3, 3), groups=x.shape[1])
+    if cross is not None:
+        return F.conv2d(padded, cross, groups=x.shape[1])
     return padded[..., :-2, 1:-1] + padded[..., 2:, 1:-1] + padded[..., 1:-1, :-2] + padded[..., 1:-1, 2:]
+
+
+def _cross_kernel(like: torch.Tensor) -> torch.Tensor:
+    """(C,1,3,3) for ``like`` (B,C,h,w), of its dtype and device: 1 at the four neighbours of the centre, else 0.
+    Built once per pyramid level, not once per half-sweep: an exported graph holds one such constant per level."""
+    cross = like.new_tensor([[0.0, 1.0, 0.0], [1.0, 0.0, 1.0], [0.0, 1.0, 0.0]])
+    return cross.expand(like.shape[1], 1, 3, 3).contiguous()
 
 
 def _checkerboard(like: torch.Tensor) -> torch.Tensor:
