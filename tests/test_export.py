@@ -43,7 +43,8 @@ def inputs(batch: int, height: int, width: int, seed: int = 0) -> tuple[torch.Te
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory, checkpoint) -> dict[str, Path]:
-    """The tiny checkpoint exported in each format once (ONNX takes about 4 minutes on 2 cores: every relaxation sweep of the initial fill is unrolled)."""
+    """The tiny checkpoint exported in each format once (ONNX takes about 3 minutes on 2 cores: every
+    relaxation sweep of the initial fill is unrolled)."""
     folder = tmp_path_factory.mktemp("export")
     paths = {"onnx": folder / "g.onnx", "torchscript": folder / "g.pt", "safetensors": folder / "weights"}
     for name, path in paths.items():
