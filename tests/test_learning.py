@@ -111,8 +111,9 @@ class GradientRecorder(pl.Callback):
         ["model/attention=contextual"],
         ["model/attention=none"],
         ["model=default", "model.attention.merge=gated_residual"],
+        ["model.generator.fill_blend=true"],
     ],
-    ids=["small-learned_map", "learned_scalar-patch3", "contextual", "none", "default-gated"],
+    ids=["small-learned_map", "learned_scalar-patch3", "contextual", "none", "default-gated", "fill_blend"],
 )
 def test_one_training_step_gives_every_parameter_a_finite_nonzero_gradient(
     overrides, tmp_path, sample_data_dir

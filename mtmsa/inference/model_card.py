@@ -14,6 +14,9 @@ CARD_METRICS = ("psnr", "ssim", "l1", "psnr_hole", "ssim_hole", "l1_hole", "fid"
 METRIC_NAME = re.compile(r"val/([a-z0-9_]+?)(?:_(\d+-\d+%))?")
 
 
+_BLENDED = ", blended per pixel with the biharmonic fill by a learned weight (`fill_blend`)"
+
+
 def model_card(trained: TrainedGenerator, training: dict[str, Any]) -> str:
     """Markdown text of the card; ``training`` is :func:`mtmsa.inference.pretrained.training_record`'s dict."""
     config, generator = trained.config, trained.generator
@@ -26,7 +29,8 @@ def model_card(trained: TrainedGenerator, training: dict[str, Any]) -> str:
         "## Architecture",
         f"DeepFill-v2-style two-stage gated-convolution generator, width "
         f"{config['model']['generator'].get('width', 48)}, {parameters:,} parameters (EMA weights when the "
-        f"run kept them). Initial fill: `{getattr(generator, 'initial_fill', 'pull_push')}`. Input: an RGB "
+        f"run kept them). Initial fill: `{getattr(generator, 'initial_fill', 'pull_push')}`"
+        f"{_BLENDED if getattr(generator, 'fill_blend', None) is not None else ''}. Input: an RGB "
         "image in [-1, 1] with the hole blanked, the mask (1 = hole) and a sketch (1 on a stroke, zeros "
         f"without guidance); height and width multiples of {generator.size_multiple}. Output: the refined "
         "prediction; paste it into the hole, known pixels stay the input's.",

@@ -17,6 +17,7 @@ def pull_push_fill(
     levels: int | None = None,
     smoothing_steps: int = 0,
     barriers: torch.Tensor | None = None,
+    biharmonic_steps: int = 0,
 ) -> torch.Tensor:
     """Smooth interpolation of the holes from their surroundings (pull-push, Gortler et al. 1996), batched.
 
@@ -34,6 +35,8 @@ def pull_push_fill(
     on a line (weighted by 1 - barrier), so the values on either side of a drawn line stay apart; the
     pyramid carries the lines down by 2x2 maxima. An (8-connected) line of pixels blocks every path
     between its sides.
+    ``biharmonic_steps``: conjugate-gradient steps at each level, after the sweeps, towards the biharmonic
+    interpolation (see :func:`biharmonic_fill`); 0: none.
 
     ``levels``: how many pyramid levels to build; None builds as many as the size needs (halving until a
     side is 1 pixel). A fixed number, at least that many, gives the same fill from a graph whose operations
@@ -57,6 +60,7 @@ def pull_push_fill(
         fill = _relaxation_steps(
             fill, weight * average, 1.0 - weight, conductance, smoothing_steps, as_graph=levels is not None
         )
+        fill = _biharmonic_steps(fill, weight, conductance, biharmonic_steps, as_graph=levels is not None)
         if levels is not None:
             fill = torch.where(_below_top(counts), fill, coarser)
     return torch.where(masks.bool(), fill, images)
@@ -80,6 +84,82 @@ def harmonic_fill(
     border, and the fill has an edge along the line. Other arguments as :func:`pull_push_fill`.
     """
     return pull_push_fill(images, masks, levels, smoothing_steps=HARMONIC_SMOOTHING_STEPS, barriers=sketches)
+
+
+BIHARMONIC_CG_STEPS = 150
+"""Conjugate-gradient steps per pyramid level of :func:`biharmonic_fill`."""
+
+
+def biharmonic_fill(
+    images: torch.Tensor,
+    masks: torch.Tensor,
+    levels: int | None = None,
+    sketches: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The hole filled towards the biharmonic interpolation of its border: the fill whose discrete Laplacian
+    has the least sum of squares, i.e. that solves the biharmonic equation in the hole (scikit-image's
+    ``inpaint_biharmonic``). It continues the border's slopes as well as its values: smoother than
+    :func:`harmonic_fill` inside the hole, and it overshoots where the border bends. Pull-push with
+    :data:`BIHARMONIC_CG_STEPS` conjugate-gradient steps per pyramid level instead of relaxation sweeps (a
+    cascade: each level starts from the enlarged coarser solution). The biharmonic equation converges far more
+    slowly than Laplace's: these steps stop short of the exact solution on large holes (the distance is
+    measured in ``experiments/README.md``, "Learning"). ``sketches``' lines are barriers here too: no
+    Laplacian term couples two pixels across a drawn line. Arguments as :func:`pull_push_fill`.
+    """
+    return pull_push_fill(images, masks, levels, barriers=sketches, biharmonic_steps=BIHARMONIC_CG_STEPS)
+
+
+def _biharmonic_steps(
+    fill: torch.Tensor,
+    known: torch.Tensor,
+    conductance: torch.Tensor | None,
+    steps: int,
+    as_graph: bool = False,
+) -> torch.Tensor:
+    """``steps`` conjugate-gradient steps on the pixels that are not wholly known (``known`` (B,1,h,w) < 1),
+    the others held, towards the least ``sum(laplacian(fill) ** 2)``: the biharmonic equation in the hole.
+
+    fill (B,C,h,w); conductance (B,1,h,w) or None as in :func:`_relaxation_steps`. The Laplacian,
+    ``c * (sum of the neighbours' c * fill - fill * sum of the neighbours' c)`` (the plain 4-neighbour one
+    without barriers, edges replicated: no flow across the image's border), is symmetric, so the system
+    ``free * L(L(free * update)) = -free * L(L(fill))`` is symmetric positive semi-definite, which conjugate
+    gradients need. Each sample and channel is its own system.
+    """
+    if steps == 0:
+        return fill
+    free = (known < 1.0).to(fill.dtype)
+    cross = _cross_kernel(fill) if as_graph else None
+    if conductance is None:
+
+        def laplacian(x: torch.Tensor) -> torch.Tensor:
+            return _neighbour_sum(x, cross) - 4.0 * x
+
+    else:
+        reachable = _neighbour_sum(conductance, _cross_kernel(conductance) if as_graph else None)
+
+        def laplacian(x: torch.Tensor) -> torch.Tensor:
+            return conductance * (_neighbour_sum(conductance * x, cross) - reachable * x)
+
+    def normal(x: torch.Tensor) -> torch.Tensor:
+        return free * laplacian(laplacian(x))
+
+    def dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return (a * b).sum(dim=(2, 3), keepdim=True)
+
+    residual = -normal(fill)
+    direction, squared = residual, dot(residual, residual)
+    for _ in range(steps):
+        pushed = normal(direction)
+        curvature = dot(direction, pushed)
+        length = torch.where(
+            curvature > 1e-20, squared / curvature.clamp_min(1e-20), torch.zeros_like(squared)
+        )
+        fill = fill + length * direction
+        residual = residual - length * pushed
+        following = dot(residual, residual)
+        direction = residual + following / squared.clamp_min(1e-20) * direction
+        squared = following
+    return fill
 
 
 SOR_RELAXATION = 1.85

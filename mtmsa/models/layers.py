@@ -6,6 +6,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+OUTPUT_INIT_STD = 1e-3
+"""Standard deviation of the weights of a network's last, linear convolution: its output starts near 0, yet
+every layer before it gets a gradient from the first step (a zero weight would block them all, and Adam's
+steps do not depend on the gradient's scale)."""
+
 
 class GatedConv2d(nn.Module):
     """Convolution with a learned soft gate: ``elu(features) * sigmoid(gate)``.

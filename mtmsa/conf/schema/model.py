@@ -108,7 +108,12 @@ TARGETS = {
     "mtmsa.training.module.InpaintingModule": MODULE,
     "mtmsa.models.generator.InpaintGenerator": Schema(
         "model.generator",
-        {"width": Integer(min=2), "initial_fill": Text(choices=INITIAL_FILLS), "sketch_barriers": Boolean()},
+        {
+            "width": Integer(min=2),
+            "initial_fill": Text(choices=INITIAL_FILLS),
+            "sketch_barriers": Boolean(),
+            "fill_blend": Boolean(),
+        },
     ),
     "mtmsa.models.discriminator.PatchDiscriminator": Schema(
         "model.discriminator", {"width": Integer(min=1), "layers": Integer(min=1)}
