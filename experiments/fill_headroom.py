@@ -45,6 +45,7 @@ from mtmsa.data.datamodule import build_datamodule
 from mtmsa.evaluation.baselines import BASELINES
 from mtmsa.evaluation.metrics import psnr_from_mse
 from mtmsa.evaluation.sketch_fidelity import sketch_fidelity
+from mtmsa.models.fill_blend import FillBlend
 from mtmsa.models.initial_fill import harmonic_fill, pull_push_fill
 from mtmsa.utils.images import composite, to_unit_range
 
@@ -102,29 +103,22 @@ BLEND_STARTS = {"half": 0.0, "harmonic": -4.0}
 
 
 class LearnedBlend(nn.Module):
-    """``harmonic + a * (biharmonic - harmonic)`` with ``a`` in (0, 1) per pixel from five 3x3 convolutions
-    (dilations 1-8, GELU) of the known image, the mask and both fills; the last starts with zero weights
-    and the bias ``start`` (:data:`BLEND_STARTS`), so ``a`` starts the same everywhere.
+    """The generator's :class:`~mtmsa.models.fill_blend.FillBlend` (no sketch channel) over the harmonic fill
+    and scikit-image's exact biharmonic fill, its weight ``a`` starting at ``start`` (:data:`BLEND_STARTS`)
+    everywhere, up to the last convolution's small random weights.
 
     forward: images (B,3,H,W) in [-1, 1], masks (B,1,H,W), 1 = hole -> (B,3,H,W).
     """
 
     def __init__(self, width: int = 16, start: str = "half") -> None:
         super().__init__()
-        layers, inputs = [], 10
-        for dilation in (1, 2, 4, 8, 1):
-            layers += [nn.Conv2d(inputs, width, 3, padding=dilation, dilation=dilation), nn.GELU()]
-            inputs = width
-        self.body = nn.Sequential(*layers)
-        self.weight = nn.Conv2d(width, 1, 3, padding=1)
-        nn.init.zeros_(self.weight.weight)
-        nn.init.constant_(self.weight.bias, BLEND_STARTS[start])
+        self.blend = FillBlend(sketch_channels=0, width=width)
+        nn.init.constant_(self.blend.weight.bias, BLEND_STARTS[start])
 
     def forward(self, images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
         known = images * (1.0 - masks)
         harmonic, biharmonic = BASELINES["harmonic"](known, masks), BASELINES["biharmonic"](known, masks)
-        features = self.body(torch.cat([known, masks, harmonic, biharmonic - harmonic], dim=1))
-        return harmonic + torch.sigmoid(self.weight(features)) * (biharmonic - harmonic)
+        return self.blend(known, masks, masks[:, :0], harmonic, biharmonic)
 
 
 def half_blend(images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:

@@ -55,6 +55,12 @@ def run(args: argparse.Namespace) -> Path:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     if args.format == "safetensors":
         return save_pretrained(trained, args.out, training_record(args.checkpoint))
+    if args.format == "torchscript" and getattr(trained.generator, "fill_blend", None) is not None:
+        raise UserInputError(
+            f"{args.checkpoint} has the fill blend (model.generator.fill_blend): tracing would unroll its "
+            "biharmonic solve into tens of thousands of steps; export it with --format onnx (one loop per "
+            "level) or --format safetensors"
+        )
     writer = export_onnx if args.format == "onnx" else export_torchscript
     return writer(trained, args.out)
 

@@ -120,6 +120,45 @@ def test_onnx_and_torchscript_graphs_match_the_generator_at_other_sizes(
     assert (script_coarse - expected.coarse).abs().max() < 1e-5
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(1200)
+def test_a_fill_blend_generator_exports_with_each_solve_as_one_loop(tmp_path, sample_data_dir, capsys):
+    """With ``model.generator.fill_blend`` (the sample data set's model) the biharmonic fill's conjugate-gradient
+    steps are one ``torch.while_loop`` per pyramid level, an ONNX Loop, instead of 150 unrolled steps. The
+    blend is set halfway (its start leaves the biharmonic fill a 0.018 share) so that the solve shows in the
+    output. Conjugate gradients carry the rounding of a convolution against slices through their step
+    lengths: graph and eager model agree to 1e-2, not 1e-5. TorchScript, which would trace the steps unrolled,
+    is refused with a message."""
+    from mtmsa.inference.export import export_onnx
+    from mtmsa.inference.onnx_runtime import OnnxGenerator
+    from tests.helpers.runs import run_training
+
+    _, run = run_training(
+        tmp_path, sample_data_dir, ["trainer.max_steps=2", "model.generator.fill_blend=true"]
+    )
+    checkpoint = run / "checkpoints" / "last.ckpt"
+    with pytest.raises(SystemExit):
+        export_main(
+            ["--checkpoint", str(checkpoint), "--out", str(tmp_path / "g.pt"), "--format", "torchscript"]
+        )
+    assert "--format onnx" in capsys.readouterr().err and not (tmp_path / "g.pt").exists()
+    trained = load_generator(checkpoint)
+    torch.nn.init.zeros_(trained.generator.fill_blend.weight.bias)
+    onnx_generator = OnnxGenerator(export_onnx(trained, tmp_path / "blend.onnx"))
+    for batch, height, width in [(1, 36, 20), (2, 64, 64)]:
+        batch_inputs = inputs(batch, height, width, seed=batch)
+        with torch.no_grad():
+            expected = trained.generator(*batch_inputs)
+            plain = trained.generator.fill_blend
+            trained.generator.fill_blend = None
+            without = trained.generator(*batch_inputs)
+            trained.generator.fill_blend = plain
+        result = onnx_generator(*batch_inputs)
+        assert (result.coarse - expected.coarse).abs().max() < 0.01
+        assert (result.refined - expected.refined).abs().max() < 0.01
+        assert (without.coarse - expected.coarse).abs().max() > 0.05  # the blend does move the output
+
+
 def write_inputs(folder: Path, sizes: list[tuple[int, int]]) -> None:
     """Random images and box-and-stroke holes of the given (height, width) in folder/images, folder/masks."""
     rng = np.random.default_rng(0)

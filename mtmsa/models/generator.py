@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mtmsa.models.fill_blend import FillBlend
-from mtmsa.models.initial_fill import biharmonic_fill, harmonic_fill, pull_push_fill
+from mtmsa.models.initial_fill import pull_push_fill, smooth_fills
 from mtmsa.models.layers import OUTPUT_INIT_STD, GatedConv2d, GatedUpConv2d
 from mtmsa.models.outputs import AttentionOutput
 from mtmsa.utils.images import composite, masked_input
@@ -196,15 +196,14 @@ class InpaintGenerator(nn.Module):
         known = masked_input(images, masks)
         if self.initial_fill == "harmonic":
             lines = sketches.amax(dim=1, keepdim=True) if self.sketch_barriers and sketches.shape[1] else None
-            initial = harmonic_fill(known, masks, self.initial_fill_levels, sketches=lines)
+            initial, biharmonic = smooth_fills(
+                known, masks, self.initial_fill_levels, lines, biharmonic=self.fill_blend is not None
+            )
         elif self.initial_fill == "pull_push":
-            initial = pull_push_fill(known, masks, self.initial_fill_levels)
+            initial, biharmonic = pull_push_fill(known, masks, self.initial_fill_levels), None
         else:
-            initial = torch.zeros_like(known)
-        base = initial
-        if self.fill_blend is not None:
-            biharmonic = biharmonic_fill(known, masks, self.initial_fill_levels, sketches=lines)
-            base = self.fill_blend(known, masks, sketches, initial, biharmonic)
+            initial, biharmonic = torch.zeros_like(known), None
+        base = initial if biharmonic is None else self.fill_blend(known, masks, sketches, initial, biharmonic)
         coarse = residual_output(self.coarse(torch.cat([known, masks, sketches], dim=1)), base)
         blended = composite(coarse, known, masks)
         refined, aux = self.refinement(torch.cat([blended, masks, sketches], dim=1), masks, known)

@@ -17,7 +17,6 @@ def pull_push_fill(
     levels: int | None = None,
     smoothing_steps: int = 0,
     barriers: torch.Tensor | None = None,
-    biharmonic_steps: int = 0,
 ) -> torch.Tensor:
     """Smooth interpolation of the holes from their surroundings (pull-push, Gortler et al. 1996), batched.
 
@@ -35,35 +34,52 @@ def pull_push_fill(
     on a line (weighted by 1 - barrier), so the values on either side of a drawn line stay apart; the
     pyramid carries the lines down by 2x2 maxima. An (8-connected) line of pixels blocks every path
     between its sides.
-    ``biharmonic_steps``: conjugate-gradient steps at each level, after the sweeps, towards the biharmonic
-    interpolation (see :func:`biharmonic_fill`); 0: none.
 
     ``levels``: how many pyramid levels to build; None builds as many as the size needs (halving until a
     side is 1 pixel). A fixed number, at least that many, gives the same fill from a graph whose operations
     do not depend on the size (what ONNX export needs): levels past the top are recognised by a computed
     flag, not by a Python loop over the size, and pass the coarser fill through unchanged.
     """
+    pyramid, top = _pull(images, masks, levels, barriers)
+    fill = _push(pyramid, top, smoothing_steps, 0, as_graph=levels is not None)
+    return torch.where(masks.bool(), fill, images)
+
+
+Pyramid = list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]
+"""Per level, finest first: sums of the known pixels (B,C,h,w), their count (B,1,h,w) and the conductance
+(1 - the 2x2 maxima of the barriers, or None)."""
+
+
+def _pull(
+    images: torch.Tensor, masks: torch.Tensor, levels: int | None, barriers: torch.Tensor | None
+) -> tuple[Pyramid, torch.Tensor]:
+    """The pull half of :func:`pull_push_fill`: its pyramid and the average of the known pixels (B,C,1,1)."""
     known = 1.0 - masks
     needed = (min(images.shape[-2:]) - 1).bit_length() if levels is None else levels
-    pyramid = []
+    pyramid: Pyramid = []
     sums, counts, lines = images * known, known, barriers
     for _ in range(needed):
         pyramid.append((sums, counts, None if lines is None else 1.0 - lines))
         sums, counts = _sum_2x2(sums), _sum_2x2(counts)
         lines = None if lines is None else _max_2x2(lines)
-    fill = sums.sum(dim=(2, 3), keepdim=True) / counts.sum(dim=(2, 3), keepdim=True).clamp_min(1e-6)
+    top = sums.sum(dim=(2, 3), keepdim=True) / counts.sum(dim=(2, 3), keepdim=True).clamp_min(1e-6)
+    return pyramid, top
+
+
+def _push(
+    pyramid: Pyramid, fill: torch.Tensor, smoothing_steps: int, biharmonic_steps: int, as_graph: bool
+) -> torch.Tensor:
+    """The push half of :func:`pull_push_fill`, from the coarsest fill ``fill`` up (B,C,H,W; known pixels too)."""
     for sums, counts, conductance in reversed(pyramid):
         coarser = F.interpolate(fill, size=sums.shape[-2:], mode="bilinear", align_corners=False)
         weight = counts.clamp(max=1.0)
         average = sums / counts.clamp_min(1e-6)
         fill = weight * average + (1.0 - weight) * coarser
-        fill = _relaxation_steps(
-            fill, weight * average, 1.0 - weight, conductance, smoothing_steps, as_graph=levels is not None
-        )
-        fill = _biharmonic_steps(fill, weight, conductance, biharmonic_steps, as_graph=levels is not None)
-        if levels is not None:
+        fill = _relaxation_steps(fill, weight * average, 1.0 - weight, conductance, smoothing_steps, as_graph)
+        fill = _biharmonic_steps(fill, weight, conductance, biharmonic_steps, as_graph)
+        if as_graph:
             fill = torch.where(_below_top(counts), fill, coarser)
-    return torch.where(masks.bool(), fill, images)
+    return fill
 
 
 HARMONIC_SMOOTHING_STEPS = 20
@@ -83,11 +99,12 @@ def harmonic_fill(
     (diffusion curves, Orzan et al. 2008): each side of a drawn line is filled from its own side of the
     border, and the fill has an edge along the line. Other arguments as :func:`pull_push_fill`.
     """
-    return pull_push_fill(images, masks, levels, smoothing_steps=HARMONIC_SMOOTHING_STEPS, barriers=sketches)
+    return smooth_fills(images, masks, levels, sketches, biharmonic=False)[0]
 
 
 BIHARMONIC_CG_STEPS = 150
-"""Conjugate-gradient steps per pyramid level of :func:`biharmonic_fill`."""
+"""Conjugate-gradient steps per pyramid level of :func:`biharmonic_fill` (at most one per pixel of the level:
+in exact arithmetic conjugate gradients solve an n-unknown system in n steps)."""
 
 
 def biharmonic_fill(
@@ -99,14 +116,37 @@ def biharmonic_fill(
     """The hole filled towards the biharmonic interpolation of its border: the fill whose discrete Laplacian
     has the least sum of squares, i.e. that solves the biharmonic equation in the hole (scikit-image's
     ``inpaint_biharmonic``). It continues the border's slopes as well as its values: smoother than
-    :func:`harmonic_fill` inside the hole, and it overshoots where the border bends. Pull-push with
-    :data:`BIHARMONIC_CG_STEPS` conjugate-gradient steps per pyramid level instead of relaxation sweeps (a
-    cascade: each level starts from the enlarged coarser solution). The biharmonic equation converges far more
-    slowly than Laplace's: these steps stop short of the exact solution on large holes (the distance is
-    measured in ``experiments/README.md``, "Learning"). ``sketches``' lines are barriers here too: no
-    Laplacian term couples two pixels across a drawn line. Arguments as :func:`pull_push_fill`.
+    :func:`harmonic_fill` inside the hole, and it overshoots where the border bends (never past [-1, 1], the
+    images' range inside the model: the fill is clamped to it). Pull-push with :data:`BIHARMONIC_CG_STEPS`
+    conjugate-gradient steps per pyramid level instead of relaxation sweeps (a cascade: each level starts
+    from the enlarged coarser solution). The biharmonic equation converges far more slowly than Laplace's:
+    these steps stop short of the exact solution on large holes (the distance is measured in
+    ``experiments/README.md``, "Learning"). ``sketches``' lines are barriers here too: no Laplacian term
+    couples two pixels across a drawn line. Arguments as :func:`pull_push_fill`.
     """
-    return pull_push_fill(images, masks, levels, barriers=sketches, biharmonic_steps=BIHARMONIC_CG_STEPS)
+    return smooth_fills(images, masks, levels, sketches, harmonic=False)[1]
+
+
+def smooth_fills(
+    images: torch.Tensor,
+    masks: torch.Tensor,
+    levels: int | None = None,
+    sketches: torch.Tensor | None = None,
+    harmonic: bool = True,
+    biharmonic: bool = True,
+) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """(:func:`harmonic_fill`, :func:`biharmonic_fill`) from one pull: the pyramid is built once. A fill that
+    is not asked for is None."""
+    pyramid, top = _pull(images, masks, levels, sketches)
+    as_graph = levels is not None
+    holes = masks.bool()
+    first = second = None
+    if harmonic:
+        first = torch.where(holes, _push(pyramid, top, HARMONIC_SMOOTHING_STEPS, 0, as_graph), images)
+    if biharmonic:
+        second = _push(pyramid, top, 0, BIHARMONIC_CG_STEPS, as_graph).clamp(-1.0, 1.0)
+        second = torch.where(holes, second, images)
+    return first, second
 
 
 def _biharmonic_steps(
@@ -123,7 +163,11 @@ def _biharmonic_steps(
     ``c * (sum of the neighbours' c * fill - fill * sum of the neighbours' c)`` (the plain 4-neighbour one
     without barriers, edges replicated: no flow across the image's border), is symmetric, so the system
     ``free * L(L(free * update)) = -free * L(L(fill))`` is symmetric positive semi-definite, which conjugate
-    gradients need. Each sample and channel is its own system.
+    gradients need. Each sample and channel is its own system. A system stops where its squared residual
+    has fallen by :data:`CG_TOLERANCE` or after as many steps as the level has pixels: past that, rounding
+    makes the steps grow without bound (a barrier-walled pocket once turned a fill into NaN). ``as_graph``
+    keeps the steps in one loop node (``torch.while_loop``: an exported graph would otherwise hold every
+    step) and counts the pixels inside the graph, as :func:`_below_top` does.
     """
     if steps == 0:
         return fill
@@ -147,19 +191,43 @@ def _biharmonic_steps(
         return (a * b).sum(dim=(2, 3), keepdim=True)
 
     residual = -normal(fill)
-    direction, squared = residual, dot(residual, residual)
-    for _ in range(steps):
+    squared = dot(residual, residual)
+    tolerance = squared * CG_TOLERANCE
+    pixels = torch.ones_like(fill[0, 0]).sum() if as_graph else None
+
+    def step(
+        index: torch.Tensor,
+        fill: torch.Tensor,
+        residual: torch.Tensor,
+        direction: torch.Tensor,
+        squared: torch.Tensor,
+    ) -> tuple[torch.Tensor, ...]:
         pushed = normal(direction)
+        active = (squared > tolerance) & (index < pixels) if as_graph else squared > tolerance
         curvature = dot(direction, pushed)
-        length = torch.where(
-            curvature > 1e-20, squared / curvature.clamp_min(1e-20), torch.zeros_like(squared)
-        )
-        fill = fill + length * direction
+        length = torch.where(active & (curvature > 0.0), squared / curvature, 0.0)
         residual = residual - length * pushed
         following = dot(residual, residual)
-        direction = residual + following / squared.clamp_min(1e-20) * direction
-        squared = following
-    return fill
+        turned = residual + torch.where(active, following / squared, 0.0) * direction
+        return index + 1, fill + length * direction, residual, turned, following
+
+    state = (
+        torch.zeros((), dtype=torch.int64, device=fill.device),
+        fill,
+        residual,
+        residual.clone(),
+        squared,
+    )
+    if as_graph:
+        return torch.while_loop(lambda index, *_: index < steps, step, state)[1]
+    for _ in range(min(steps, fill.shape[-2] * fill.shape[-1])):
+        state = step(*state)
+    return state[1]
+
+
+CG_TOLERANCE = 1e-12
+"""Relative fall of the squared residual at which :func:`_biharmonic_steps` stops a system (a residual a
+millionth of the first, about what single precision resolves)."""
 
 
 SOR_RELAXATION = 1.85

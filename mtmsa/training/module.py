@@ -180,14 +180,16 @@ class InpaintingModule(pl.LightningModule):
         d_loss = hinge_discriminator_loss(real_logits, fake_logits)
         self._optimizer_step(opt_d, d_loss, "discriminator")
 
-        fake_features = self.discriminator.features(completed, masks, sketches)
-        real_features = []
+        fake_features, real_features = [], []
+        if self.loss.adversarial_weight or self.loss.feature_matching_weight:  # else D does not steer G
+            fake_features = self.discriminator.features(completed, masks, sketches)
         if self.loss.feature_matching_weight:
             with torch.no_grad():
                 real_features = self.discriminator.features(images, masks, sketches)
+        fake_logits = fake_features[-1].flatten(1) if fake_features else None
         step = self._generator_step()
         g_losses = self.loss.generator_loss(
-            output, images, masks, fake_features[-1].flatten(1), fake_features, real_features, sketches, step
+            output, images, masks, fake_logits, fake_features, real_features, sketches, step
         )
         if self._optimizer_step(opt_g, g_losses["loss"], "generator"):
             self._update_ema()
