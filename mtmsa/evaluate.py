@@ -99,6 +99,7 @@ def _evaluate(cfg: DictConfig) -> dict[str, Any]:
         **description,
         "dataset": cfg.dataset.name,
         "split": cfg.split,
+        "folder": str(cfg.dataset.train_dir if cfg.split == "train" else cfg.dataset.val_dir),
         "images": seen,
         "masks": str(cfg.mask_dir)
         if cfg.mask_dir is not None

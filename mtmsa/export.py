@@ -52,15 +52,15 @@ def run(args: argparse.Namespace) -> Path:
     if args.format != "safetensors" and args.out.is_dir():
         raise UserInputError(f"--out {args.out} is a folder; --format {args.format} writes one file")
     trained = load_pretrained(args.checkpoint)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    if args.format == "safetensors":
-        return save_pretrained(trained, args.out, training_record(args.checkpoint))
     if args.format == "torchscript" and getattr(trained.generator, "fill_blend", None) is not None:
         raise UserInputError(
             f"{args.checkpoint} has the fill blend (model.generator.fill_blend): tracing would unroll its "
             "biharmonic solve into tens of thousands of steps; export it with --format onnx (one loop per "
             "level) or --format safetensors"
         )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    if args.format == "safetensors":
+        return save_pretrained(trained, args.out, training_record(args.checkpoint))
     writer = export_onnx if args.format == "onnx" else export_torchscript
     return writer(trained, args.out)
 

@@ -65,8 +65,12 @@ def test_classical_baselines_on_the_same_images_and_a_mask_folder(sample_data_di
         )
         assert [row[:2] for row in results[baseline]["rows"]] == [["20-30%", 8], ["all", 8]]
         assert not (tmp_path / baseline / "samples").exists()
+        assert f"{baseline} on sample (val, 8 images)" in (tmp_path / baseline / "metrics.md").read_text()
     assert results["telea"]["metrics"]["psnr_hole"] > results["mean"]["metrics"]["psnr_hole"] + 1.0
     assert results["telea"]["metrics"]["fid"] is None  # fid=false
+    overrides = ["baseline=mean", "dataset.val_dir=holdout", "fid=false", "samples=0", "limit=2"]
+    evaluate(evaluate_config(TINY_DATA + overrides, tmp_path / "holdout", sample_data_dir))
+    assert "(val: folder holdout, 2 images)" in (tmp_path / "holdout" / "metrics.md").read_text()
 
 
 def test_with_sketches_the_same_holes_are_scored_without_them_too(checkpoint, sample_data_dir, tmp_path):

@@ -139,9 +139,16 @@ def test_a_fill_blend_generator_exports_with_each_solve_as_one_loop(tmp_path, sa
     checkpoint = run / "checkpoints" / "last.ckpt"
     with pytest.raises(SystemExit):
         export_main(
-            ["--checkpoint", str(checkpoint), "--out", str(tmp_path / "g.pt"), "--format", "torchscript"]
+            [
+                "--checkpoint",
+                str(checkpoint),
+                "--out",
+                str(tmp_path / "new" / "g.pt"),
+                "--format",
+                "torchscript",
+            ]
         )
-    assert "--format onnx" in capsys.readouterr().err and not (tmp_path / "g.pt").exists()
+    assert "--format onnx" in capsys.readouterr().err and not (tmp_path / "new").exists()
     trained = load_generator(checkpoint)
     torch.nn.init.zeros_(trained.generator.fill_blend.weight.bias)
     onnx_generator = OnnxGenerator(export_onnx(trained, tmp_path / "blend.onnx"))

@@ -39,7 +39,10 @@ def formatted_rows(results: dict[str, Any]) -> list[list[str]]:
 
 def _title(results: dict[str, Any]) -> str:
     source = results.get("checkpoint", results["method"])
-    return f"{source} on {results['dataset']} ({results['split']}, {results['images']} images)"
+    split = results["split"]
+    folder = results.get("folder", split)  # the folder evaluated (dataset.val_dir may name another)
+    where = split if folder == split else f"{split}: folder {folder}"
+    return f"{source} on {results['dataset']} ({where}, {results['images']} images)"
 
 
 def write_reports(results: dict[str, Any], folder: Path) -> None:

@@ -165,7 +165,8 @@ def _biharmonic_steps(
     ``free * L(L(free * update)) = -free * L(L(fill))`` is symmetric positive semi-definite, which conjugate
     gradients need. Each sample and channel is its own system. A system stops where its squared residual
     has fallen by :data:`CG_TOLERANCE` or after as many steps as the level has pixels: past that, rounding
-    makes the steps grow without bound (a barrier-walled pocket once turned a fill into NaN). ``as_graph``
+    makes the steps grow without bound (a barrier-walled pocket once turned a fill into NaN); eager mode
+    ends the loop once every system has stopped. ``as_graph``
     keeps the steps in one loop node (``torch.while_loop``: an exported graph would otherwise hold every
     step) and counts the pixels inside the graph, as :func:`_below_top` does.
     """
@@ -193,37 +194,43 @@ def _biharmonic_steps(
     residual = -normal(fill)
     squared = dot(residual, residual)
     tolerance = squared * CG_TOLERANCE
-    pixels = torch.ones_like(fill[0, 0]).sum() if as_graph else None
 
     def step(
-        index: torch.Tensor,
         fill: torch.Tensor,
         residual: torch.Tensor,
         direction: torch.Tensor,
         squared: torch.Tensor,
+        active: torch.Tensor,
     ) -> tuple[torch.Tensor, ...]:
         pushed = normal(direction)
-        active = (squared > tolerance) & (index < pixels) if as_graph else squared > tolerance
         curvature = dot(direction, pushed)
         length = torch.where(active & (curvature > 0.0), squared / curvature, 0.0)
         residual = residual - length * pushed
         following = dot(residual, residual)
         turned = residual + torch.where(active, following / squared, 0.0) * direction
-        return index + 1, fill + length * direction, residual, turned, following
+        return fill + length * direction, residual, turned, following
 
-    state = (
-        torch.zeros((), dtype=torch.int64, device=fill.device),
-        fill,
-        residual,
-        residual.clone(),
-        squared,
-    )
+    state = (fill, residual, residual.clone(), squared)
     if as_graph:
-        return torch.while_loop(lambda index, *_: index < steps, step, state)[1]
-    for _ in range(min(steps, fill.shape[-2] * fill.shape[-1])):
-        state = step(*state)
-    return state[1]
+        pixels = torch.ones_like(fill[0, 0]).sum()
 
+        def counted_step(index: torch.Tensor, *state: torch.Tensor) -> tuple[torch.Tensor, ...]:
+            return index + 1, *step(*state, (state[3] > tolerance) & (index < pixels))
+
+        first = torch.zeros((), dtype=torch.int64, device=fill.device)
+        return torch.while_loop(lambda index, *_: index < steps, counted_step, (first, *state))[1]
+    for index in range(min(steps, fill.shape[-2] * fill.shape[-1])):
+        active = state[3] > tolerance
+        # Once no system is active the steps change nothing: stop (checked every few steps, as each check
+        # waits for the device).
+        if index % CG_CHECK_EVERY == 0 and not bool(active.any()):
+            break
+        state = step(*state, active)
+    return state[0]
+
+
+CG_CHECK_EVERY = 8
+"""Steps of :func:`_biharmonic_steps` between its checks whether any system is still active (eager mode)."""
 
 CG_TOLERANCE = 1e-12
 """Relative fall of the squared residual at which :func:`_biharmonic_steps` stops a system (a residual a

@@ -44,7 +44,10 @@ class InpaintingModule(pl.LightningModule):
 
     Batches are dicts with ``image`` (B,3,H,W) in [-1, 1], ``mask`` (B,1,H,W) 1 = hole and ``sketch``
     (B,1,H,W), the last two made on the device by the DataModule. Each training batch makes one
-    discriminator step and one generator step, so ``trainer.global_step`` grows by 2 per batch.
+    discriminator step and one generator step, so ``trainer.global_step`` grows by 2 per batch. When the
+    generator's loss has no discriminator term (:attr:`discriminator_steers` False) the discriminator is not
+    trained: its forward and backward passes are skipped, and its optimizer takes an empty step (no
+    gradient) so that ``max_steps``, the EMA warm-up and the GAN ramp count batches the same way.
 
     A step whose gradient norm is not finite (a NaN or inf in the loss or a gradient) is skipped: no
     weight, optimizer or EMA update, counted in ``train/skipped_steps``. The gradients are checked after
@@ -175,14 +178,17 @@ class InpaintingModule(pl.LightningModule):
         output = self.generator(images, masks, sketches)
         completed = composite(output.refined, images, masks)
 
-        real_logits = self.discriminator(images, masks, sketches)
-        fake_logits = self.discriminator(completed.detach(), masks, sketches)
-        d_loss = hinge_discriminator_loss(real_logits, fake_logits)
-        self._optimizer_step(opt_d, d_loss, "discriminator")
-
+        logged = {}
         fake_features, real_features = [], []
-        if self.loss.adversarial_weight or self.loss.feature_matching_weight:  # else D does not steer G
+        if self.discriminator_steers:
+            real_logits = self.discriminator(images, masks, sketches)
+            fake_logits = self.discriminator(completed.detach(), masks, sketches)
+            d_loss = hinge_discriminator_loss(real_logits, fake_logits)
+            self._optimizer_step(opt_d, d_loss, "discriminator")
+            logged["train/d_loss"] = d_loss.detach()
             fake_features = self.discriminator.features(completed, masks, sketches)
+        else:  # nothing would use it: no gradient, so the step changes nothing but the count
+            opt_d.step()
         if self.loss.feature_matching_weight:
             with torch.no_grad():
                 real_features = self.discriminator.features(images, masks, sketches)
@@ -194,16 +200,23 @@ class InpaintingModule(pl.LightningModule):
         if self._optimizer_step(opt_g, g_losses["loss"], "generator"):
             self._update_ema()
 
-        logged = {f"train/{name}": value.detach() for name, value in g_losses.items() if name != "loss"}
+        logged.update({f"train/{name}": value.detach() for name, value in g_losses.items() if name != "loss"})
         if output.initial_fill is not None:  # how far the model has moved from its initial fill, in the hole
             logged["train/residual_hole"] = hole_l1(output.refined.detach(), output.initial_fill, masks)
             logged["train/l1_initial_fill"] = hole_l1(output.initial_fill, images, masks)
-        logged.update({"train/g_loss": g_losses["loss"].detach(), "train/d_loss": d_loss.detach()})
+        logged["train/g_loss"] = g_losses["loss"].detach()
         logged["train/gan_scale"] = torch.tensor(self.loss.gan_scale(step), device=self.device)
         self.log_dict(logged, prog_bar=False, on_step=True, on_epoch=True, sync_dist=True)
         self.log("train/skipped_steps", float(self.skipped_steps), on_step=True, on_epoch=False)
         self.log("train/g", logged["train/g_loss"], prog_bar=True, logger=False)
-        self.log("train/d", logged["train/d_loss"], prog_bar=True, logger=False)
+        if "train/d_loss" in logged:
+            self.log("train/d", logged["train/d_loss"], prog_bar=True, logger=False)
+
+    @property
+    def discriminator_steers(self) -> bool:
+        """Whether the generator's loss uses the discriminator (an adversarial or feature-matching weight);
+        if not, the discriminator is not trained."""
+        return bool(self.loss.adversarial_weight or self.loss.feature_matching_weight)
 
     def _generator_step(self) -> int:
         """Generator steps done (each batch makes a discriminator and a generator step); 0 with no trainer."""
