@@ -33,13 +33,13 @@ while True:
 
 
 def test_a_kill_while_saving_never_leaves_a_truncated_checkpoint(tmp_path):
-    """A process saving 16 MB checkpoints in a loop is SIGKILLed at random moments, ten times: the file is
+    """A process saving 16 MB checkpoints in a loop is SIGKILLed at random moments, five times: the file is
     always a complete checkpoint (of some version), and the next save clears the partial file left behind."""
     path = tmp_path / "last.ckpt"
     AtomicCheckpointIO().save_checkpoint({"version": 0, "weights": torch.zeros(4_000_000)}, path)
     rng = random.Random(0)
     versions = []
-    for _ in range(10):
+    for _ in range(5):
         saver = subprocess.Popen([sys.executable, "-c", SAVER, str(path)], stdout=subprocess.PIPE, text=True)
         assert saver.stdout.readline().strip() == "ready"
         time.sleep(rng.uniform(0.05, 0.6))
@@ -137,7 +137,7 @@ def test_sigkill_at_random_moments_then_resume_reaches_the_end(tmp_path, sample_
     from zero), the checkpoint always loads, and the run ends at max_steps with its state complete."""
     run, last = tmp_path / "run", tmp_path / "run" / "checkpoints" / "last.ckpt"
     overrides = [
-        "trainer.max_steps=600",
+        "trainer.max_steps=300",
         "trainer.val_check_interval=2",
         "ckpt_path=last",
         "callbacks.previews.every_n_steps=1000",
@@ -151,16 +151,16 @@ def test_sigkill_at_random_moments_then_resume_reaches_the_end(tmp_path, sample_
         process.send_signal(signal.SIGKILL)
         process.wait()
         steps.append(checkpoint_step(last))
-    assert steps == sorted(steps) and steps[-1] < 600, steps
+    assert steps == sorted(steps) and steps[-1] < 300, steps
     process = start_training(run, sample_data_dir, overrides)
     assert process.wait(timeout=300) == 0, process.stderr.read()[-3000:]
     final = torch.load(last, map_location="cpu", weights_only=True)
-    assert final["global_step"] == 600
+    assert final["global_step"] == 300
     assert all(state["state"] for state in final["optimizer_states"])  # both Adams, restored and carried on
     assert final["InpaintingDataModule"]["mask_rng_states"].shape[0] == 1
     assert any(k.startswith("generator_ema.") for k in final["state_dict"])
     # Every start appended to the run's one CSV log, which reaches the last iterations.
-    assert max(logged_steps(run)) >= 290
+    assert max(logged_steps(run)) >= 140
 
 
 def test_sigterm_saves_last_checkpoint_and_ckpt_path_last_continues(tmp_path, sample_data_dir):

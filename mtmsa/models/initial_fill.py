@@ -261,8 +261,10 @@ def _relaxation_steps(
     pixel whose four neighbours all have no conductance keeps its value. A sweep updates the pixels whose
     row + column is even, then the others from their new values, each moved :data:`SOR_RELAXATION` times
     its step: far fewer sweeps than Jacobi steps reach the solution. Everything but the neighbour sums is
-    computed once (an exported graph unrolls every sweep; ``as_graph`` sums the neighbours with one
-    convolution, fewer graph nodes than the slices that are faster in eager mode on the CPU).
+    computed once. ``as_graph`` sums the neighbours with one convolution (fewer graph nodes than the slices
+    that are faster in eager mode on the CPU) and keeps the sweeps in one loop node (``torch.while_loop``),
+    except under TorchScript tracing, which records them unrolled (their number is fixed, so the trace is
+    exact).
     """
     if steps == 0:
         return fill
@@ -280,10 +282,22 @@ def _relaxation_steps(
         step = SOR_RELAXATION * colour
         stay = 1.0 - step if keep is None else 1.0 - step * (1.0 - keep)
         half_sweeps.append((stay, step * held, step * gather))
-    for _ in range(steps):
+
+    def sweep(fill: torch.Tensor) -> torch.Tensor:
         for stay, pushed, pulled in half_sweeps:
             passed = fill if conductance is None else fill * conductance
             fill = stay * fill + pushed + pulled * _neighbour_sum(passed, cross)
+        return fill
+
+    if as_graph and not torch.jit.is_tracing():
+
+        def counted_sweep(index: torch.Tensor, fill: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            return index + 1, sweep(fill)
+
+        first = torch.zeros((), dtype=torch.int64, device=fill.device)
+        return torch.while_loop(lambda index, _: index < steps, counted_sweep, (first, fill))[1]
+    for _ in range(steps):
+        fill = sweep(fill)
     return fill
 
 
