@@ -7,7 +7,8 @@
 the evaluation transform and the fixed evaluation masks of training validation (or the masks of
 ``mask_dir``), through the same DataModule. Reports PSNR, SSIM and L1 over the whole image and the hole,
 FID and LPIPS (:mod:`mtmsa.evaluation`) as a table on the terminal and as ``metrics.json``, ``metrics.csv``
-and ``metrics.md`` in the run folder, with sample pictures in ``samples/``.
+and ``metrics.md`` in the run folder, every image's own metrics in ``per_image.csv``, with sample pictures
+in ``samples/``.
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ def _evaluate(cfg: DictConfig) -> dict[str, Any]:
 
     from mtmsa.evaluation.evaluator import Evaluation, build_fill
     from mtmsa.evaluation.outside import PredictionFolder
-    from mtmsa.evaluation.report import print_table, write_reports
+    from mtmsa.evaluation.report import print_table, write_per_image, write_reports
     from mtmsa.utils.cli import resolve_device
     from mtmsa.visualization.grids import inpainting_grid, save_png
 
@@ -88,7 +89,9 @@ def _evaluate(cfg: DictConfig) -> dict[str, Any]:
             images, masks, sketches = batch["image"], batch["mask"], batch["sketch"]
             completed = fill(images, masks, sketches, batch["index"])
             unguided = fill(images, masks, torch.zeros_like(sketches), batch["index"]) if guided else None
-            evaluation.update(completed, images, masks, unguided, sketches)
+            evaluation.update(
+                completed, images, masks, unguided, sketches, image_names(datamodule, batch["index"])
+            )
             for row, index in enumerate(batch["index"][: max(0, cfg.samples - seen)].tolist()):
                 shown = slice(row, row + 1)
                 grid = inpainting_grid(images[shown], masks[shown], sketches[shown], completed[shown])
@@ -108,8 +111,15 @@ def _evaluate(cfg: DictConfig) -> dict[str, Any]:
         **evaluation.results(),
     }
     write_reports(results, output_dir)
+    write_per_image(*evaluation.per_image(), output_dir)
     print_table(results)
     return results
+
+
+def image_names(datamodule: InpaintingDataModule, indices: torch.Tensor) -> list[str]:
+    """The evaluation images' file names, relative to their data set folder."""
+    images = datamodule.val_set
+    return [str(images.path(index).relative_to(images.root)) for index in indices.tolist()]
 
 
 def export_evaluation_set(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import subprocess
@@ -42,6 +43,24 @@ def test_checkpoint_evaluation_writes_bucketed_tables_and_samples(checkpoint, sa
     assert csv_lines[0].startswith("hole ratio,images,psnr,psnr_hole") and csv_lines[-1].startswith("all,7,")
     markdown = (tmp_path / "metrics.md").read_text()
     assert "| 10-20% | 1 |" in markdown and "n/a" in markdown and "unavailable" in markdown
+    # Every image's own row, by file name, whose mean is the table's "all" row.
+    with open(tmp_path / "per_image.csv", newline="") as file:
+        images = list(csv.DictReader(file))
+    names = [row["image"] for row in images]
+    assert len(names) == 7 and names == sorted(names) and all(name.endswith(".png") for name in names)
+    assert list(images[0]) == [
+        "image",
+        "hole_ratio",
+        "psnr",
+        "psnr_hole",
+        "ssim",
+        "ssim_hole",
+        "l1",
+        "l1_hole",
+    ]
+    for name in ("psnr_hole", "l1_hole"):
+        assert np.mean([float(row[name]) for row in images]) == pytest.approx(metrics[name], rel=1e-4)
+    assert [float(row["hole_ratio"]) < 0.1 for row in images] == [True] + [False] * 5 + [True]  # images 0, 6
     samples = sorted((tmp_path / "samples").glob("*.png"))
     assert [p.name for p in samples] == [f"sample_{i:06d}.png" for i in range(5)]  # across two batches
     # input | sketch | output | target, 32 px tiles shown at 64 px under a title strip
@@ -103,6 +122,14 @@ def test_with_sketches_the_same_holes_are_scored_without_them_too(checkpoint, sa
             in (tmp_path / ("t" if results is telea else "m") / "metrics.md").read_text()
         )
     assert telea["metrics"]["sketch_lift_psnr_hole"] == 0.0
+    with open(tmp_path / "m" / "per_image.csv", newline="") as file:
+        images = list(csv.DictReader(file))
+    assert len(images) == 12 and list(images[0])[-2:] == [
+        "psnr_hole_without_sketch",
+        "l1_hole_without_sketch",
+    ]
+    without = np.mean([float(row["l1_hole_without_sketch"]) for row in images])
+    assert without == pytest.approx(model["metrics"]["l1_hole_without_sketch"], rel=1e-4)
     assert telea["metrics"]["sketch_fidelity"] == telea["metrics"]["sketch_fidelity_without"]
     assert (
         model["metrics"]["l1_hole"] != model["metrics"]["l1_hole_without_sketch"]

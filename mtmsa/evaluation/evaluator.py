@@ -3,7 +3,7 @@ and every metric of one evaluation, per hole-ratio bucket and in total."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +14,7 @@ from mtmsa.evaluation.baselines import BASELINES
 from mtmsa.evaluation.buckets import DEFAULT_BUCKETS, BucketedValues, metric_key
 from mtmsa.evaluation.fid import FID
 from mtmsa.evaluation.lpips import LPIPS, lpips_unavailable_reason
-from mtmsa.evaluation.metrics import METRIC_NAMES, InpaintingMetrics
+from mtmsa.evaluation.metrics import METRIC_NAMES, InpaintingMetrics, per_image_metrics
 from mtmsa.evaluation.outside import PredictionFolder
 from mtmsa.evaluation.sketch_fidelity import FIDELITY_NAMES, SketchFidelity
 from mtmsa.inference.pretrained import load_pretrained
@@ -79,6 +79,9 @@ def build_fill(cfg: DictConfig, device: torch.device) -> tuple[Fill, dict[str, A
     }
 
 
+HOLE_PSNR, HOLE_L1 = METRIC_NAMES.index("psnr_hole"), METRIC_NAMES.index("l1_hole")
+
+
 def _number(value: Any) -> float | None:
     return None if value is None else float(value)
 
@@ -96,6 +99,7 @@ class Evaluation:
             "skipped (lpips=null)" if cfg.lpips is None else lpips_unavailable_reason(cfg.lpips)
         )
         self.lpips = LPIPS(DEFAULT_BUCKETS, cfg.lpips).to(device) if self.lpips_missing is None else None
+        self.image_rows: list[list] = []
 
     @property
     def guided(self) -> bool:
@@ -108,17 +112,46 @@ class Evaluation:
         masks: torch.Tensor,
         unguided: torch.Tensor | None = None,
         sketches: torch.Tensor | None = None,
+        names: Sequence[str] | None = None,
     ) -> None:
         """completed, images: (B,3,H,W) in [-1, 1]; masks (B,1,H,W), 1 = hole; when guided, also the same holes
-        ``unguided`` (filled without sketches) and the ``sketches`` (B,1,H,W)."""
+        ``unguided`` (filled without sketches) and the ``sketches`` (B,1,H,W). ``names`` (B of them): the
+        images' names, for the table of :meth:`per_image` (none: no row)."""
         preds, target = to_unit_range(completed), to_unit_range(images)
         for metric in (self.pixels, self.fid, self.lpips):
             if metric is not None:
                 metric.update(preds, target, masks)
+        without = None
         if self.unguided is not None and self.fidelity is not None:
             without = to_unit_range(unguided)
             self.unguided.update(without, target, masks)
             self.fidelity.update(preds, without, target, sketches, masks)
+        if names is not None:
+            self._add_image_rows(names, preds, target, masks, without)
+
+    def _add_image_rows(
+        self,
+        names: Sequence[str],
+        preds: torch.Tensor,
+        target: torch.Tensor,
+        masks: torch.Tensor,
+        without: torch.Tensor | None,
+    ) -> None:
+        values = per_image_metrics(preds.float(), target.float(), masks.float())
+        if without is not None:
+            unguided = per_image_metrics(without.float(), target.float(), masks.float())
+            values = torch.cat([values, unguided[:, [HOLE_PSNR, HOLE_L1]]], dim=1)
+        ratios = masks.float().mean(dim=(1, 2, 3))
+        for name, ratio, row in zip(names, ratios.tolist(), values.tolist(), strict=True):
+            self.image_rows.append([name, ratio, *row])
+
+    def per_image(self) -> tuple[list[str], list[list]]:
+        """(columns, rows): one row per image given with ``names``, in the order seen: its name, hole ratio
+        and :data:`METRIC_NAMES` (and, when guided, the hole PSNR and L1 without the sketch)."""
+        columns = ["image", "hole_ratio", *METRIC_NAMES]
+        if self.guided:
+            columns += ["psnr_hole_without_sketch", "l1_hole_without_sketch"]
+        return columns, self.image_rows
 
     def results(self) -> dict[str, Any]:
         """``{"metrics": {name: value or None}, "columns": [...], "rows": [[...]], "notes": [...]}``: a row per
