@@ -14,12 +14,12 @@ from mtmsa.evaluation.baselines import BASELINES
 from mtmsa.evaluation.buckets import DEFAULT_BUCKETS, BucketedValues, metric_key
 from mtmsa.evaluation.fid import FID
 from mtmsa.evaluation.lpips import LPIPS, lpips_unavailable_reason
-from mtmsa.evaluation.metrics import METRIC_NAMES, InpaintingMetrics, per_image_metrics
+from mtmsa.evaluation.metrics import METRIC_NAMES, InpaintingMetrics
 from mtmsa.evaluation.outside import PredictionFolder
 from mtmsa.evaluation.sketch_fidelity import FIDELITY_NAMES, SketchFidelity
 from mtmsa.inference.pretrained import load_pretrained
 from mtmsa.utils.errors import UserInputError
-from mtmsa.utils.images import composite, to_unit_range
+from mtmsa.utils.images import composite, hole_ratio, to_unit_range
 
 COLUMNS = ("hole ratio", "images", *METRIC_NAMES, "fid", "lpips", *(f"{name}_std" for name in METRIC_NAMES))
 SKETCH_COLUMNS = (
@@ -118,32 +118,18 @@ class Evaluation:
         ``unguided`` (filled without sketches) and the ``sketches`` (B,1,H,W). ``names`` (B of them): the
         images' names, for the table of :meth:`per_image` (none: no row)."""
         preds, target = to_unit_range(completed), to_unit_range(images)
-        for metric in (self.pixels, self.fid, self.lpips):
+        values = self.pixels.update(preds, target, masks)
+        for metric in (self.fid, self.lpips):
             if metric is not None:
                 metric.update(preds, target, masks)
-        without = None
         if self.unguided is not None and self.fidelity is not None:
             without = to_unit_range(unguided)
-            self.unguided.update(without, target, masks)
+            unguided_values = self.unguided.update(without, target, masks)
             self.fidelity.update(preds, without, target, sketches, masks)
+            values = torch.cat([values, unguided_values[:, [HOLE_PSNR, HOLE_L1]]], dim=1)
         if names is not None:
-            self._add_image_rows(names, preds, target, masks, without)
-
-    def _add_image_rows(
-        self,
-        names: Sequence[str],
-        preds: torch.Tensor,
-        target: torch.Tensor,
-        masks: torch.Tensor,
-        without: torch.Tensor | None,
-    ) -> None:
-        values = per_image_metrics(preds.float(), target.float(), masks.float())
-        if without is not None:
-            unguided = per_image_metrics(without.float(), target.float(), masks.float())
-            values = torch.cat([values, unguided[:, [HOLE_PSNR, HOLE_L1]]], dim=1)
-        ratios = masks.float().mean(dim=(1, 2, 3))
-        for name, ratio, row in zip(names, ratios.tolist(), values.tolist(), strict=True):
-            self.image_rows.append([name, ratio, *row])
+            for name, ratio, row in zip(names, hole_ratio(masks).tolist(), values.tolist(), strict=True):
+                self.image_rows.append([name, ratio, *row])
 
     def per_image(self) -> tuple[list[str], list[list]]:
         """(columns, rows): one row per image given with ``names``, in the order seen: its name, hole ratio

@@ -88,8 +88,11 @@ class InpaintingMetrics(nn.Module):
         super().__init__()
         self.bucketed = Bucketed(lambda: ImageMeans(METRIC_NAMES, spread=spread), buckets)
 
-    def update(self, preds: torch.Tensor, target: torch.Tensor, masks: torch.Tensor) -> None:
-        self.bucketed.update(masks, per_image_metrics(preds.float(), target.float(), masks.float()))
+    def update(self, preds: torch.Tensor, target: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+        """Add a batch; returns its per-image values (B, len(METRIC_NAMES))."""
+        values = per_image_metrics(preds.float(), target.float(), masks.float())
+        self.bucketed.update(masks, values)
+        return values
 
     def compute(self) -> BucketedValues:
         return self.bucketed.compute()

@@ -7,6 +7,8 @@ alone. The harmonic fill takes the sketch too: its lines are barriers the interp
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 
@@ -213,12 +215,9 @@ def _biharmonic_steps(
     state = (fill, residual, residual.clone(), squared)
     if as_graph:
         pixels = torch.ones_like(fill[0, 0]).sum()
-
-        def counted_step(index: torch.Tensor, *state: torch.Tensor) -> tuple[torch.Tensor, ...]:
-            return index + 1, *step(*state, (state[3] > tolerance) & (index < pixels))
-
-        first = torch.zeros((), dtype=torch.int64, device=fill.device)
-        return torch.while_loop(lambda index, *_: index < steps, counted_step, (first, *state))[1]
+        return _graph_loop(
+            steps, lambda index, *state: step(*state, (state[3] > tolerance) & (index < pixels)), state
+        )[0]
     for index in range(min(steps, fill.shape[-2] * fill.shape[-1])):
         active = state[3] > tolerance
         # Once no system is active the steps change nothing: stop (checked every few steps, as each check
@@ -290,15 +289,25 @@ def _relaxation_steps(
         return fill
 
     if as_graph and not torch.jit.is_tracing():
-
-        def counted_sweep(index: torch.Tensor, fill: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            return index + 1, sweep(fill)
-
-        first = torch.zeros((), dtype=torch.int64, device=fill.device)
-        return torch.while_loop(lambda index, _: index < steps, counted_sweep, (first, fill))[1]
+        return _graph_loop(steps, lambda index, fill: (sweep(fill),), (fill,))[0]
     for _ in range(steps):
         fill = sweep(fill)
     return fill
+
+
+def _graph_loop(
+    steps: int,
+    body: Callable[..., tuple[torch.Tensor, ...]],
+    state: tuple[torch.Tensor, ...],
+) -> tuple[torch.Tensor, ...]:
+    """``state = body(index, *state)`` for index 0 .. steps - 1 as one ``torch.while_loop`` (one loop node of
+    an exported graph instead of ``steps`` copies of the body); the final state."""
+
+    def counted(index: torch.Tensor, *state: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return index + 1, *body(index, *state)
+
+    first = torch.zeros((), dtype=torch.int64, device=state[0].device)
+    return tuple(torch.while_loop(lambda index, *_: index < steps, counted, (first, *state))[1:])
 
 
 def _neighbour_sum(x: torch.Tensor, cross: torch.Tensor | None = None) -> torch.Tensor:
