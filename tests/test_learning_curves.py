@@ -7,7 +7,10 @@ from PIL import Image
 
 from mtmsa.visualization.learning_curves import main, read_validation
 
-HEADER = "epoch,step,train/l1_refined_step,val/psnr_hole,val/l1_hole,val/psnr_hole_telea_fill,val/l1_hole_telea_fill\n"
+HEADER = (
+    "epoch,step,train/l1_refined_step,val/psnr_hole,val/l1_hole,val/psnr_hole_telea_fill,val/l1_hole_telea_fill,"
+    "val/psnr_hole_blend\n"
+)
 
 
 def write_metrics(folder, rows: str):
@@ -19,7 +22,8 @@ def write_metrics(folder, rows: str):
 
 def test_validation_series_skip_training_rows_and_the_picture_is_drawn(tmp_path):
     metrics = write_metrics(
-        tmp_path, "0,9,0.2,,,,\n0,149,,20.5,0.07,21.9,0.061\n1,299,,21.25,0.065,21.9,0.061\n1,300,0.1,,,,\n"
+        tmp_path,
+        "0,9,0.2,,,,,\n0,149,,20.5,0.07,21.9,0.061,20.4\n1,299,,21.25,0.065,21.9,0.061,21.0\n1,300,0.1,,,,,\n",
     )
     series = read_validation(metrics)
     assert series["val/psnr_hole"] == [(149, 20.5), (299, 21.25)]
@@ -28,6 +32,7 @@ def test_validation_series_skip_training_rows_and_the_picture_is_drawn(tmp_path)
         "val/l1_hole",
         "val/psnr_hole_telea_fill",
         "val/l1_hole_telea_fill",
+        "val/psnr_hole_blend",
     }
     assert main([str(tmp_path)]) == 0
     picture = np.asarray(Image.open(tmp_path / "learning_curves.png"))
@@ -36,7 +41,7 @@ def test_validation_series_skip_training_rows_and_the_picture_is_drawn(tmp_path)
 
 
 def test_a_run_that_never_validated_is_one_clear_error(tmp_path, capsys):
-    write_metrics(tmp_path, "0,9,0.2,,,,\n")
+    write_metrics(tmp_path, "0,9,0.2,,,,,\n")
     assert main([str(tmp_path)]) == 2
     assert "no val/psnr_hole values" in capsys.readouterr().err
     assert main([str(tmp_path / "elsewhere")]) == 2

@@ -81,6 +81,22 @@ def test_untrained_generator_starts_near_its_initial_fill(initial_fill: str) -> 
     assert (output.refined[hole] - output.coarse[hole]).abs().max() < 0.05
 
 
+def test_base_is_the_output_the_networks_residuals_move_from() -> None:
+    """``output.base`` is the coarse stage's base: with both networks' last convolutions at zero the output is
+    exactly it (to the tanh round trip); with ``fill_blend`` it is the learned blend, not the initial fill."""
+    images, masks, sketches = make_batch(2, 32)
+    model = InpaintGenerator(width=WIDTH, initial_fill="harmonic", fill_blend=True).eval()
+    nn.init.normal_(model.fill_blend.weight.weight, std=0.5)  # a blend that has moved off the harmonic fill
+    for decoder in (model.coarse[-1], model.refinement.decoder):
+        nn.init.zeros_(decoder[-1].weight)
+    with torch.no_grad():
+        output = model(images, masks, sketches)
+    hole = masks.bool().expand_as(images)
+    base = output.base[hole].clamp(-ATANH_LIMIT, ATANH_LIMIT)
+    assert (output.refined[hole] - base).abs().max() < 1e-5
+    assert (output.base[hole] - output.initial_fill[hole]).abs().max() > 0.01
+
+
 def test_pull_push_fill_interpolates_smoothly_and_keeps_known_pixels() -> None:
     ys, xs = torch.meshgrid(torch.linspace(-1, 1, 37), torch.linspace(-1, 1, 45), indexing="ij")
     ramp = (0.6 * xs + 0.3 * ys)[None, None].expand(1, 3, 37, 45)

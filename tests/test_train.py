@@ -29,6 +29,7 @@ def test_short_run_writes_checkpoints_previews_and_metrics(tmp_path, sample_data
             "trainer.val_check_interval=2",
             "trainer.log_every_n_steps=1",
             "model.loss.adversarial_warmup_steps=2",
+            "model.generator.fill_blend=true",
         ],
     )
     assert (run / "checkpoints" / "last.ckpt").is_file()
@@ -48,6 +49,9 @@ def test_short_run_writes_checkpoints_previews_and_metrics(tmp_path, sample_data
         "grad_norm/discriminator",
         "attention/entropy_head0",
         "train/residual_hole_step",
+        "train/network_residual_hole_step",
+        "val/psnr_hole_blend",
+        "val/l1_hole_blend",
         "val/psnr_hole_sketch",
         "val/sketch_lift_psnr_hole",
         "val/sketch_fidelity_without",

@@ -45,12 +45,14 @@ ATANH_LIMIT = 1.0 - 1e-3
 class GeneratorOutput(NamedTuple):
     """Raw predictions of both stages, (B,3,H,W) in [-1,1], not composited; ``aux`` from the attention;
     ``initial_fill`` the smooth fill (B,3,H,W) the coarse stage's base starts as, what the untrained generator
-    returns (with ``fill_blend`` the base itself is learned from there)."""
+    returns; ``base`` the coarse stage's base itself: the initial fill, or with ``fill_blend`` the learned blend
+    of the smooth fills (what ``refined`` would be if both networks' residuals were 0)."""
 
     coarse: torch.Tensor
     refined: torch.Tensor
     aux: AttentionOutput
     initial_fill: torch.Tensor | None = None
+    base: torch.Tensor | None = None
 
 
 def _encoder(in_channels: int, width: int) -> nn.Sequential:
@@ -208,7 +210,11 @@ class InpaintGenerator(nn.Module):
         blended = composite(coarse, known, masks)
         refined, aux = self.refinement(torch.cat([blended, masks, sketches], dim=1), masks, known)
         return GeneratorOutput(
-            coarse=coarse, refined=residual_output(refined, blended), aux=aux, initial_fill=initial
+            coarse=coarse,
+            refined=residual_output(refined, blended),
+            aux=aux,
+            initial_fill=initial,
+            base=base,
         )
 
     def parts(self) -> dict[str, nn.Module]:

@@ -99,6 +99,10 @@ class InpaintingModule(pl.LightningModule):
         self.val_metrics = InpaintingMetrics()
         self.val_sketch_metrics = InpaintingMetrics(buckets=())
         self.val_sketch_fidelity = SketchFidelity(buckets=())
+        # With a learned base (model.generator.fill_blend), the base alone is scored too: what the networks'
+        # residuals add to it is the model's score minus this one.
+        self.learned_base = getattr(self.generator, "fill_blend", None) is not None
+        self.val_base_metrics = InpaintingMetrics(buckets=())
         unknown = sorted(set(validation_baselines) - set(BASELINES))
         if unknown:
             raise ValueError(
@@ -204,6 +208,8 @@ class InpaintingModule(pl.LightningModule):
         if output.initial_fill is not None:  # how far the model has moved from its initial fill, in the hole
             logged["train/residual_hole"] = hole_l1(output.refined.detach(), output.initial_fill, masks)
             logged["train/l1_initial_fill"] = hole_l1(output.initial_fill, images, masks)
+        if self.learned_base:  # the networks' own share of that move: their residual over the learned base
+            logged["train/network_residual_hole"] = hole_l1(output.refined.detach(), output.base, masks)
         logged["train/g_loss"] = g_losses["loss"].detach()
         logged["train/gan_scale"] = torch.tensor(self.loss.gan_scale(step), device=self.device)
         self.log_dict(logged, prog_bar=False, on_step=True, on_epoch=True, sync_dist=True)
@@ -246,6 +252,8 @@ class InpaintingModule(pl.LightningModule):
         completed = to_unit_range(composite(output.refined, images, masks))
         target = to_unit_range(images)
         self.val_metrics.update(completed, target, masks)
+        if self.learned_base:
+            self.val_base_metrics.update(to_unit_range(composite(output.base, images, masks)), target, masks)
         if sketches.any():
             guided = to_unit_range(composite(generator(images, masks, sketches).refined, images, masks))
             self.val_sketch_metrics.update(guided, target, masks)
@@ -269,6 +277,9 @@ class InpaintingModule(pl.LightningModule):
             self.baseline_scores = scores
         for name, score in scores.items():
             logged.update({f"val/{metric}_{name}_fill": score[metric] for metric in ("psnr_hole", "l1_hole")})
+        if self.learned_base:
+            base = self.val_base_metrics.compute()
+            logged.update({f"val/{metric}_blend": base[metric] for metric in ("psnr_hole", "l1_hole")})
         logged.update({f"attention/{name}": value for name, value in self.attention_statistics.items()})
         logged.update(self._sketch_metrics(values))
         if self.val_temperature.update_count:
@@ -282,6 +293,7 @@ class InpaintingModule(pl.LightningModule):
             self.val_metrics,
             self.val_sketch_metrics,
             self.val_sketch_fidelity,
+            self.val_base_metrics,
             *self.val_baselines.values(),
         ):
             metric.reset()

@@ -67,8 +67,8 @@ def print_run_summary(
 
 def comparison_table(metrics: dict[str, float], initial_fill: str | None = None) -> Table | None:
     """The model's hole PSNR and L1 on the validation images beside those of each classical fill validated
-    on the same images and masks, ``initial_fill`` named as the model's own (None without the model's
-    scores)."""
+    on the same images and masks, ``initial_fill`` named as the model's own, and with a learned blend of the
+    smooth fills as its base, that blend alone (None without the model's scores)."""
     model_psnr, model_l1 = metrics.get("val/psnr_hole"), metrics.get("val/l1_hole")
     if model_psnr is None or model_l1 is None:
         return None
@@ -83,4 +83,12 @@ def comparison_table(metrics: dict[str, float], initial_fill: str | None = None)
             if fill == initial_fill:
                 label = f"its initial fill: {label}"
             table.add_row(label, f"{psnr:.2f}", f"{l1:.4f}", verdict)
+    psnr, l1 = metrics.get("val/psnr_hole_blend"), metrics.get("val/l1_hole_blend")
+    if psnr is not None and l1 is not None:  # a learned base (fill_blend): what the networks add to it
+        table.add_row(
+            "its learned blend alone",
+            f"{psnr:.2f}",
+            f"{l1:.4f}",
+            f"its networks add {model_psnr - psnr:+.2f} dB",
+        )
     return table

@@ -1,5 +1,7 @@
 """The learning curve of a run: hole PSNR and hole L1 of the model over training steps, beside the classical
-fills validation scored on the same images and masks (``val/psnr_hole_<fill>_fill``).
+fills validation scored on the same images and masks (``val/psnr_hole_<fill>_fill``) and, for a model with a
+learned blend of the smooth fills as its base (``model.generator.fill_blend``), that blend alone
+(``val/psnr_hole_blend``): the gap between the two curves is what the networks' residuals add.
 
     python -m mtmsa.visualization.learning_curves logs/train/runs/<run>            # -> <run>/learning_curves.png
     python -m mtmsa.visualization.learning_curves <run> --out docs/images/learning_curves.png
@@ -23,6 +25,7 @@ FILL_NAMES = {
     "telea": "Telea",
     "ns": "Navier-Stokes",
 }
+BLEND_LABEL = "its learned blend alone"
 
 
 def read_validation(metrics_csv: str | Path) -> dict[str, list[tuple[int, float]]]:
@@ -37,7 +40,8 @@ def read_validation(metrics_csv: str | Path) -> dict[str, list[tuple[int, float]
 
 
 def plot_learning_curves(metrics_csv: str | Path, path: str | Path, title: str = "") -> Path:
-    """Two panels (hole PSNR, hole L1): the model per validation, and each classical fill as a dashed line."""
+    """Two panels (hole PSNR, hole L1): the model per validation (and its learned blend alone, if logged), and
+    each classical fill as a dashed line."""
     series = read_validation(metrics_csv)
     if "val/psnr_hole" not in series:
         raise ValueError(f"{metrics_csv} has no val/psnr_hole values; the run has not validated yet")
@@ -45,6 +49,9 @@ def plot_learning_curves(metrics_csv: str | Path, path: str | Path, title: str =
     for axis, (metric, label) in zip(figure.subplots(1, 2), PANELS, strict=True):
         steps, values = zip(*series[f"val/{metric}"], strict=True)
         axis.plot(steps, values, marker="o", markersize=3, color="black", label="model", zorder=3)
+        if f"val/{metric}_blend" in series:
+            steps, values = zip(*series[f"val/{metric}_blend"], strict=True)
+            axis.plot(steps, values, marker="x", markersize=4, linewidth=1, color="grey", label=BLEND_LABEL)
         for fill, name in FILL_NAMES.items():
             scored = series.get(f"val/{metric}_{fill}_fill")
             if scored and math.isfinite(scored[-1][1]):

@@ -1,0 +1,126 @@
+"""Which part of a trained generator makes its gain over the initial fill: the learned blend of the smooth
+fills (``model.generator.fill_blend``) or the convolutional networks and the attention after it.
+
+For each checkpoint and held-out split, fills the validation images (their evaluation masks) without and
+with each image's own sketch, and scores in the hole: the initial fill (harmonic), the blend alone
+(``GeneratorOutput.base``), the model, and the mean size of the networks' residual over the blend.
+
+    python experiments/what_learns.py logs/train/runs/<run>/checkpoints/last.ckpt [more checkpoints]
+    python experiments/what_learns.py <ckpt> --splits val holdout
+    python experiments/what_learns.py --fills         # no checkpoint: the smooth fills and their headroom
+
+Prints one markdown table: hole PSNR (dB) / hole L1 per image, averaged, in [0, 1] units. ``--fills`` prints
+another: the harmonic and the biharmonic fill, each without and with the sketch's lines as barriers, and the
+best of them chosen per pixel with the real image's help (an oracle: the most any per-pixel choice among
+them could reach, not something a model can).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+
+from mtmsa.evaluate import evaluation_datamodule
+from mtmsa.inference.pretrained import load_pretrained
+from mtmsa.models.initial_fill import smooth_fills
+from mtmsa.utils.config import compose_config
+
+
+def hole_scores(filled: torch.Tensor, images: torch.Tensor, masks: torch.Tensor) -> tuple[float, float]:
+    """Mean over images of the hole PSNR and hole L1, images in [-1, 1]."""
+    difference = (filled - images) / 2.0
+    pixels = 3.0 * masks.sum(dim=(1, 2, 3))
+    mse = (difference**2 * masks).sum(dim=(1, 2, 3)) / pixels
+    l1 = (difference.abs() * masks).sum(dim=(1, 2, 3)) / pixels
+    return float((-10.0 * torch.log10(mse)).mean()), float(l1.mean())
+
+
+def held_out(split: str, checkpoint: Path | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A split's images, evaluation masks and own sketches (the sample data set unless a checkpoint says)."""
+    overrides = ["sketch=edges", "sketch.p=1.0", "fid=false", f"dataset.val_dir={split}"]
+    if checkpoint is not None:
+        overrides.append(f"ckpt_path={checkpoint}")
+    datamodule = evaluation_datamodule(compose_config("evaluate", overrides))
+    batches = [datamodule.add_evaluation_masks(batch) for batch in datamodule.val_dataloader()]
+    images, masks, sketches = (
+        torch.cat([batch[key] for batch in batches]) for key in ("image", "mask", "sketch")
+    )
+    return images, masks, sketches
+
+
+def per_pixel_best(fills: list[torch.Tensor], images: torch.Tensor) -> torch.Tensor:
+    """At each pixel, the fill nearest the real image (squared error over the channels)."""
+    errors = torch.stack([((fill - images) ** 2).sum(dim=1, keepdim=True) for fill in fills])
+    best = errors.argmin(dim=0)
+    return sum(torch.where(best == index, fill, 0.0) for index, fill in enumerate(fills))
+
+
+def fill_rows(split: str) -> list[str]:
+    """The smooth fills of one split, without and with the sketches' barriers, and their per-pixel best."""
+    images, masks, sketches = held_out(split)
+    known = images * (1.0 - masks)
+    harmonic, biharmonic = smooth_fills(known, masks)
+    lines = sketches.amax(dim=1, keepdim=True)
+    harmonic_lines, biharmonic_lines = smooth_fills(known, masks, sketches=lines)
+    pair, pair_lines = [harmonic, biharmonic], [harmonic_lines, biharmonic_lines]
+    fills = {
+        "harmonic": harmonic,
+        "biharmonic": biharmonic,
+        "harmonic, the sketch as barriers": harmonic_lines,
+        "biharmonic, the sketch as barriers": biharmonic_lines,
+        "per-pixel best of the two without the sketch": per_pixel_best(pair, images),
+        "per-pixel best of the two with the sketch": per_pixel_best(pair_lines, images),
+        "per-pixel best of all four": per_pixel_best(pair + pair_lines, images),
+    }
+    rows = []
+    for name, fill in fills.items():
+        psnr, l1 = hole_scores(fill, images, masks)
+        rows.append(f"| {split} | {name} | {psnr:.2f} / {l1:.4f} |")
+    return rows
+
+
+def split_rows(checkpoint: Path, split: str) -> list[str]:
+    """The table's rows of one checkpoint on one split: without and with the images' own sketches."""
+    images, masks, sketches = held_out(split, checkpoint)
+    generator = load_pretrained(checkpoint, torch.device("cpu")).generator
+    rows = []
+    for guided in (False, True):
+        with torch.no_grad():
+            output = generator(images, masks, sketches if guided else torch.zeros_like(sketches))
+        scores = [
+            hole_scores(fill, images, masks) for fill in (output.initial_fill, output.base, output.refined)
+        ]
+        residual = ((output.refined - output.base).abs() / 2.0 * masks).sum() / (3.0 * masks.sum())
+        cells = " | ".join(f"{psnr:.2f} / {l1:.4f}" for psnr, l1 in scores)
+        rows.append(
+            f"| {checkpoint.parent.parent.name} | {split} | {'own' if guided else 'none'} | {cells} | "
+            f"{scores[2][0] - scores[1][0]:+.2f} | {float(residual):.4f} |"
+        )
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("checkpoints", nargs="*", type=Path)
+    parser.add_argument("--splits", nargs="+", default=["val", "holdout"])
+    parser.add_argument("--fills", action="store_true", help="the smooth fills' table (no checkpoint needed)")
+    args = parser.parse_args()
+    if args.fills:
+        print("| split | fill | hole PSNR / L1 |\n|---|---|---|")
+        for split in args.splits:
+            print("\n".join(fill_rows(split)))
+    if not args.checkpoints:
+        return
+    print(
+        "| run | split | sketch | initial fill | blend alone | model | model - blend (dB) | "
+        "networks' residual |\n|---|---|---|---|---|---|---|---|"
+    )
+    for checkpoint in args.checkpoints:
+        for split in args.splits:
+            print("\n".join(split_rows(checkpoint, split)))
+
+
+if __name__ == "__main__":
+    main()
