@@ -9,7 +9,7 @@ from torch.nn.utils import parametrize
 
 from mtmsa.evaluation.baselines import BASELINES
 from mtmsa.models.discriminator import PatchDiscriminator
-from mtmsa.models.fill_blend import FillBlend
+from mtmsa.models.fill_blend import START_WEIGHT, FillBlend
 from mtmsa.models.generator import ATANH_LIMIT, GeneratorOutput, InpaintGenerator
 from mtmsa.models.initial_fill import biharmonic_fill, harmonic_fill, pull_push_fill
 from mtmsa.models.layers import GatedConv2d, GatedUpConv2d
@@ -477,6 +477,27 @@ def test_biharmonic_fill_stays_finite_and_inside_the_known_range_among_dense_lin
     fill = biharmonic_fill(images * (1 - masks), masks, sketches=lines)
     assert torch.isfinite(fill).all()
     assert float(fill.min()) >= -1.0 and float(fill.max()) <= 1.0
+
+
+def test_a_blend_of_more_fills_starts_at_the_first_and_every_layer_gets_a_gradient() -> None:
+    """Four candidates: at initialisation the first fill holds all but ``START_WEIGHT`` of the weight (the
+    others share it), the output is a convex combination of the fills, and one step's loss reaches every
+    parameter; two candidates are ``first + sigmoid(logit) * (second - first)``, as before the generalisation."""
+    torch.manual_seed(0)
+    known, masks, sketches = torch.randn(2, 3, 16, 16), torch.ones(2, 1, 16, 16), torch.zeros(2, 1, 16, 16)
+    fills = [torch.full((2, 3, 16, 16), value) for value in (0.0, 1.0, -1.0, 0.5)]
+    blend = FillBlend(candidates=4)
+    output = blend(known, masks, sketches, *fills)
+    at_start = START_WEIGHT / 3 * (1.0 - 1.0 + 0.5)  # the first fill is 0, the others share START_WEIGHT
+    assert output.detach().sub(at_start).abs().max() < 1e-3
+    output.sum().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in blend.parameters())
+    pair = FillBlend()
+    features = pair.body(torch.cat([known, masks, sketches, fills[0], fills[1] - fills[0]], dim=1))
+    expected = fills[0] + torch.sigmoid(pair.weight(features)) * (fills[1] - fills[0])
+    assert (pair(known, masks, sketches, fills[0], fills[1]) - expected).abs().max() < 1e-6
+    with pytest.raises(ValueError, match="at least 2 fills"):
+        FillBlend(candidates=1)
 
 
 def test_fill_blend_starts_at_the_harmonic_fill_and_learns_where_the_biharmonic_one_is_right() -> None:

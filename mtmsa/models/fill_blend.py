@@ -18,42 +18,45 @@ from torch import nn
 from mtmsa.models.layers import OUTPUT_INIT_STD
 
 START_WEIGHT = 0.018
-"""The biharmonic fill's share everywhere at initialisation: the blend starts (nearly) at the harmonic fill."""
+"""The share of the fills after the first, together, everywhere at initialisation: the blend starts (nearly) at
+the first fill, the harmonic one."""
 DILATIONS = (1, 2, 4, 8, 1)
 
 
 class FillBlend(nn.Module):
-    """``harmonic + a * (biharmonic - harmonic)``, ``a`` in (0, 1) per pixel from five 3x3 convolutions
-    (dilations 1-8, GELU) of the known image, the mask, the sketch and both fills.
+    """A per-pixel convex combination of ``candidates`` fills, by default ``harmonic + a * (biharmonic -
+    harmonic)``: the weights (a softmax over the fills, the first one's logit held at 0) from five 3x3
+    convolutions (dilations 1-8, GELU) of the known image, the mask, the sketch, the first fill and the others'
+    differences from it. With two fills the weight of the second is ``a = sigmoid(logit)``.
 
-    The last convolution starts with weights N(0, ``OUTPUT_INIT_STD``) and the bias that makes ``a`` =
-    :data:`START_WEIGHT`: the blend starts at the harmonic fill, and every layer gets a gradient from the
-    first step.
+    The last convolution starts with weights N(0, ``OUTPUT_INIT_STD``) and the bias that gives the fills after
+    the first :data:`START_WEIGHT` of the weight together: the blend starts at the first fill, and every layer
+    gets a gradient from the first step.
 
-    forward: known (B,3,H,W) in [-1, 1], holes blank; masks (B,1,H,W), 1 = hole; sketches (B,S,H,W);
-    harmonic, biharmonic (B,3,H,W) -> (B,3,H,W).
+    forward: known (B,3,H,W) in [-1, 1], holes blank; masks (B,1,H,W), 1 = hole; sketches (B,S,H,W); then the
+    ``candidates`` fills (B,3,H,W), the harmonic one first -> (B,3,H,W).
     """
 
-    def __init__(self, sketch_channels: int = 1, width: int = 16) -> None:
+    def __init__(self, sketch_channels: int = 1, width: int = 16, candidates: int = 2) -> None:
         super().__init__()
+        if candidates < 2:
+            raise ValueError(f"FillBlend blends at least 2 fills, got candidates={candidates}")
         layers: list[nn.Module] = []
-        inputs = 3 + 1 + sketch_channels + 3 + 3
+        inputs = 3 + 1 + sketch_channels + 3 * candidates
         for dilation in DILATIONS:
             layers += [nn.Conv2d(inputs, width, 3, padding=dilation, dilation=dilation), nn.GELU()]
             inputs = width
         self.body = nn.Sequential(*layers)
-        self.weight = nn.Conv2d(width, 1, 3, padding=1)
+        self.weight = nn.Conv2d(width, candidates - 1, 3, padding=1)
         nn.init.normal_(self.weight.weight, std=OUTPUT_INIT_STD)
-        nn.init.constant_(self.weight.bias, math.log(START_WEIGHT / (1.0 - START_WEIGHT)))
+        others = START_WEIGHT / (candidates - 1)
+        nn.init.constant_(self.weight.bias, math.log(others / (1.0 - START_WEIGHT)))
 
     def forward(
-        self,
-        known: torch.Tensor,
-        masks: torch.Tensor,
-        sketches: torch.Tensor,
-        harmonic: torch.Tensor,
-        biharmonic: torch.Tensor,
+        self, known: torch.Tensor, masks: torch.Tensor, sketches: torch.Tensor, *fills: torch.Tensor
     ) -> torch.Tensor:
-        difference = biharmonic - harmonic
-        features = self.body(torch.cat([known, masks, sketches, harmonic, difference], dim=1))
-        return harmonic + torch.sigmoid(self.weight(features)) * difference
+        first, differences = fills[0], [fill - fills[0] for fill in fills[1:]]
+        features = self.body(torch.cat([known, masks, sketches, first, *differences], dim=1))
+        logits = self.weight(features)
+        weights = torch.softmax(torch.cat([torch.zeros_like(logits[:, :1]), logits], dim=1), dim=1)
+        return first + sum(weights[:, index + 1 : index + 2] * d for index, d in enumerate(differences))
