@@ -1,8 +1,9 @@
 """Train the generator's fill blend alone, as in sample_long, and score it on both held-out sets.
 
 On the sample photos all of sample_long's gain over its initial fill is the blend's (the networks' residual over
-it is about 1e-4: ``experiments/what_learns.py``), so training the blend without the networks reproduces the
-recipe's figures in about a third of its time, and a change to the blend can be screened here first.
+it is about 1e-4: ``experiments/what_learns.py``), so training the blend without the networks comes close to the
+recipe's figures in a fraction of its time (``experiments/README.md``, "What learns in sample_long"), and a
+change to the blend can be screened here first.
 
 The training stream is sample_long's (its augmentations, masks, sketches on half the samples), the loss the
 generator's hole L1, the optimizer its Adam (lr 1e-3, betas 0.5 / 0.999). Every ``--every`` iterations the

@@ -24,6 +24,7 @@ FILL_NAMES = {
     "pull_push": "pull-push fill",
     "telea": "Telea",
     "ns": "Navier-Stokes",
+    "biharmonic": "biharmonic fill (scikit-image)",
 }
 BLEND_LABEL = "its learned blend alone"
 
@@ -51,7 +52,16 @@ def plot_learning_curves(metrics_csv: str | Path, path: str | Path, title: str =
         axis.plot(steps, values, marker="o", markersize=3, color="black", label="model", zorder=3)
         if f"val/{metric}_blend" in series:
             steps, values = zip(*series[f"val/{metric}_blend"], strict=True)
-            axis.plot(steps, values, marker="x", markersize=4, linewidth=1, color="grey", label=BLEND_LABEL)
+            axis.plot(
+                steps,
+                values,
+                marker="x",
+                markersize=8,
+                linestyle=":",
+                color="tab:orange",
+                label=BLEND_LABEL,
+                zorder=4,
+            )
         for fill, name in FILL_NAMES.items():
             scored = series.get(f"val/{metric}_{fill}_fill")
             if scored and math.isfinite(scored[-1][1]):
