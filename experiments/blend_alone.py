@@ -25,15 +25,14 @@ import time
 
 import torch
 from tqdm import tqdm
+from what_learns import held_out, hole_scores  # this folder's script: the same held-out sets and scores
 
 from mtmsa.data.datamodule import build_datamodule
 from mtmsa.models.fill_blend import FillBlend
 from mtmsa.models.initial_fill import smooth_fills
 from mtmsa.models.losses import hole_l1
 from mtmsa.utils.config import compose_config
-from mtmsa.utils.images import composite, masked_input
-
-RECIPE = ["experiment=sample_long"]
+from mtmsa.utils.images import masked_input
 
 
 def candidate_fills(letters: str, known: torch.Tensor, masks: torch.Tensor, sketches: torch.Tensor) -> list:
@@ -46,37 +45,17 @@ def candidate_fills(letters: str, known: torch.Tensor, masks: torch.Tensor, sket
     return [fills[letter] for letter in letters]
 
 
-def hole_psnr_and_l1(filled: torch.Tensor, images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
-    """(B, 2): each image's hole PSNR and hole L1, in [0, 1] units."""
-    difference = (filled - images) / 2.0
-    pixels = 3.0 * masks.sum(dim=(1, 2, 3))
-    mse = (difference**2 * masks).sum(dim=(1, 2, 3)) / pixels
-    return torch.stack([-10.0 * torch.log10(mse), (difference.abs() * masks).sum(dim=(1, 2, 3)) / pixels], 1)
-
-
-def held_out_batches(split: str, seed: int) -> list[dict[str, torch.Tensor]]:
-    """A split's images with their evaluation masks and own sketches (every image gets one)."""
-    cfg = compose_config("train", [*RECIPE, f"seed={seed}", f"dataset.val_dir={split}"])
-    datamodule = build_datamodule(cfg)
-    datamodule.prepare_data()
-    datamodule.setup("validate")
-    return [datamodule.add_evaluation_masks(batch) for batch in datamodule.val_dataloader()]
-
-
 @torch.no_grad()
-def score(blend: FillBlend, letters: str, batches: list[dict[str, torch.Tensor]]) -> str:
-    """ "PSNR / L1 without the sketch, with it, and the lift" over a split's images."""
-    results = {}
+def score(
+    blend: FillBlend, letters: str, images: torch.Tensor, masks: torch.Tensor, sketches: torch.Tensor
+) -> str:
+    """ "PSNR / L1 without the sketch | with it | the lift" over a split's images."""
+    known, results = masked_input(images, masks), {}
     for guided in (False, True):
-        values = []
-        for batch in batches:
-            images, masks = batch["image"], batch["mask"]
-            sketches = batch["sketch"] if guided else torch.zeros_like(batch["sketch"])
-            known = masked_input(images, masks)
-            filled = blend(known, masks, sketches, *candidate_fills(letters, known, masks, sketches))
-            values.append(hole_psnr_and_l1(composite(filled, images, masks), images, masks))
-        results[guided] = torch.cat(values).mean(dim=0)
-    (without, without_l1), (with_sketch, with_l1) = results[False].tolist(), results[True].tolist()
+        given = sketches if guided else torch.zeros_like(sketches)
+        filled = blend(known, masks, given, *candidate_fills(letters, known, masks, given))
+        results[guided] = hole_scores(filled, images, masks)
+    (without, without_l1), (with_sketch, with_l1) = results[False], results[True]
     return (
         f"{without:.2f} / {without_l1:.4f} | {with_sketch:.2f} / {with_l1:.4f} | {with_sketch - without:+.2f}"
     )
@@ -95,12 +74,12 @@ def main() -> None:
 
     torch.manual_seed(args.seed)
     torch.set_flush_denormal(True)
-    cfg = compose_config("train", [*RECIPE, f"seed={args.seed}"])
+    cfg = compose_config("train", ["experiment=sample_long", f"seed={args.seed}"])
     datamodule = build_datamodule(cfg, seed=args.seed)
     datamodule.prepare_data()
     datamodule.setup("fit")
     stream = datamodule.training_generator(torch.device("cpu"))
-    held_out = {split: held_out_batches(split, args.seed) for split in ("val", "holdout")}
+    splits = {split: held_out(split) for split in ("val", "holdout")}
     blend = FillBlend(sketch_channels=1, width=args.width, candidates=len(args.candidates))
     optimizer = torch.optim.Adam(blend.parameters(), lr=cfg.model.optimizer_g.lr, betas=(0.5, 0.999))
 
@@ -125,7 +104,9 @@ def main() -> None:
                 progress.update()
                 if done % args.every == 0 or done == args.iterations:
                     blend.eval()
-                    scores = " | ".join(score(blend, args.candidates, held_out[split]) for split in held_out)
+                    scores = " | ".join(
+                        score(blend, args.candidates, *tensors) for tensors in splits.values()
+                    )
                     tqdm.write(f"| {done} | {(time.perf_counter() - started) / 60:.1f} | {scores} |")
                     blend.train()
                 if done == args.iterations:

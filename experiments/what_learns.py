@@ -23,18 +23,19 @@ from pathlib import Path
 import torch
 
 from mtmsa.evaluate import evaluation_datamodule
+from mtmsa.evaluation.evaluator import HOLE_L1, HOLE_PSNR
+from mtmsa.evaluation.metrics import per_image_metrics
 from mtmsa.inference.pretrained import load_pretrained
 from mtmsa.models.initial_fill import smooth_fills
 from mtmsa.utils.config import compose_config
+from mtmsa.utils.images import composite, masked_input, to_unit_range
 
 
 def hole_scores(filled: torch.Tensor, images: torch.Tensor, masks: torch.Tensor) -> tuple[float, float]:
-    """Mean over images of the hole PSNR and hole L1, images in [-1, 1]."""
-    difference = (filled - images) / 2.0
-    pixels = 3.0 * masks.sum(dim=(1, 2, 3))
-    mse = (difference**2 * masks).sum(dim=(1, 2, 3)) / pixels
-    l1 = (difference.abs() * masks).sum(dim=(1, 2, 3)) / pixels
-    return float((-10.0 * torch.log10(mse)).mean()), float(l1.mean())
+    """Mean over images of the hole PSNR and hole L1 that ``mtmsa.evaluate`` reports, images in [-1, 1]."""
+    completed = to_unit_range(composite(filled, images, masks))
+    values = per_image_metrics(completed, to_unit_range(images), masks).mean(dim=0)
+    return float(values[HOLE_PSNR]), float(values[HOLE_L1])
 
 
 def held_out(split: str, checkpoint: Path | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -60,7 +61,7 @@ def per_pixel_best(fills: list[torch.Tensor], images: torch.Tensor) -> torch.Ten
 def fill_rows(split: str) -> list[str]:
     """The smooth fills of one split, without and with the sketches' barriers, and their per-pixel best."""
     images, masks, sketches = held_out(split)
-    known = images * (1.0 - masks)
+    known = masked_input(images, masks)
     harmonic, biharmonic = smooth_fills(known, masks)
     lines = sketches.amax(dim=1, keepdim=True)
     harmonic_lines, biharmonic_lines = smooth_fills(known, masks, sketches=lines)
