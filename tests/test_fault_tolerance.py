@@ -137,7 +137,7 @@ def test_sigkill_at_random_moments_then_resume_reaches_the_end(tmp_path, sample_
     from zero), the checkpoint always loads, and the run ends at max_steps with its state complete."""
     run, last = tmp_path / "run", tmp_path / "run" / "checkpoints" / "last.ckpt"
     overrides = [
-        "trainer.max_steps=300",
+        "trainer.max_steps=120",
         "trainer.val_check_interval=2",
         "ckpt_path=last",
         "callbacks.previews.every_n_steps=1000",
@@ -151,16 +151,16 @@ def test_sigkill_at_random_moments_then_resume_reaches_the_end(tmp_path, sample_
         process.send_signal(signal.SIGKILL)
         process.wait()
         steps.append(checkpoint_step(last))
-    assert steps == sorted(steps) and steps[-1] < 300, steps
+    assert steps == sorted(steps) and steps[-1] < 120, steps
     process = start_training(run, sample_data_dir, overrides)
     assert process.wait(timeout=300) == 0, process.stderr.read()[-3000:]
     final = torch.load(last, map_location="cpu", weights_only=True)
-    assert final["global_step"] == 300
+    assert final["global_step"] == 120
     assert all(state["state"] for state in final["optimizer_states"])  # both Adams, restored and carried on
     assert final["InpaintingDataModule"]["mask_rng_states"].shape[0] == 1
     assert any(k.startswith("generator_ema.") for k in final["state_dict"])
     # Every start appended to the run's one CSV log, which reaches the last iterations.
-    assert max(logged_steps(run)) >= 140
+    assert max(logged_steps(run)) >= 55
 
 
 def test_sigterm_saves_last_checkpoint_and_ckpt_path_last_continues(tmp_path, sample_data_dir):
