@@ -29,7 +29,8 @@ pytest.importorskip("safetensors")
 
 SIZES = [(1, 36, 20), (3, 32, 48), (2, 8, 100), (1, 256, 128)]
 """(batch, height, width) the graphs are checked at: none of them is the size they were traced with; 256 px
-has pull-push levels that are 1 pixel at small sizes and 2 here (a graph traced at a small example fixed them)."""
+has pull-push levels that are 1 pixel at small sizes and 2 here (an ONNX graph traced at a small example fixed
+them; TorchScript's, traced at TRACE_SIZE, must not)."""
 
 
 def inputs(batch: int, height: int, width: int, seed: int = 0) -> tuple[torch.Tensor, ...]:
@@ -44,7 +45,7 @@ def inputs(batch: int, height: int, width: int, seed: int = 0) -> tuple[torch.Te
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory, checkpoint) -> dict[str, Path]:
     """The tiny checkpoint exported in each format once (the slowest fixture of the suite: torch's dynamo
-    exporter traces the graph symbolically, and TorchScript traces it at the large example size)."""
+    exporter traces the graph symbolically)."""
     folder = tmp_path_factory.mktemp("export")
     paths = {"onnx": folder / "g.onnx", "torchscript": folder / "g.pt", "safetensors": folder / "weights"}
     for name, path in paths.items():

@@ -32,9 +32,12 @@ PULL_PUSH_LEVELS = 11
 """Pyramid levels of the exported pull-push fill: image sides up to 2**11 = 2048 pixels."""
 MAX_SIDE = 2**PULL_PUSH_LEVELS
 EXAMPLE_SIZE = (2, MAX_SIDE // 2 + 4, MAX_SIDE // 2 + 8)
-"""(batch, height, width) of the example the graph is traced with (symbolically: no pixel is computed).
+"""(batch, height, width) of the example the ONNX graph is traced with (symbolically: no pixel is computed).
 torch.export fixes every size that is 0 or 1 in the example as a constant, so each pyramid level that can be
 larger than 1 pixel must be larger in the example: both sides above MAX_SIDE / 2, and all three different."""
+TRACE_SIZE = (2, 36, 44)
+"""(batch, height, width) of the example TorchScript is traced with. Tracing runs the forward once and records
+each size as it is read, so the graph works at every size; a small example keeps the run short."""
 OPSET = 18
 
 
@@ -113,7 +116,7 @@ def export_torchscript(trained: TrainedGenerator, path: Path) -> Path:
     graph = GraphGenerator(trained.generator)
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
-        traced = torch.jit.trace(graph, example_inputs(trained.generator), check_trace=False)
+        traced = torch.jit.trace(graph, example_inputs(trained.generator, TRACE_SIZE), check_trace=False)
     torch.jit.save(traced, os.fspath(path), _extra_files={"mtmsa.json": json.dumps(graph_metadata(trained))})
     return path
 
