@@ -12,6 +12,7 @@ sketch: hole PSNR / L1 without, with, and the lift.
 
     python experiments/blend_alone.py                              # the product's blend: harmonic, biharmonic
     python experiments/blend_alone.py --candidates hbHB [--seed S] [--iterations 2000]
+    python experiments/blend_alone.py dataset.scale=[0.2,1.0]     # Hydra overrides of the training stream
 
 Candidates, the first is where the blend starts: ``h`` / ``b`` the harmonic / biharmonic fill with the sketch's
 lines as barriers (the product's), ``H`` / ``B`` the same fills without barriers (identical when there is no
@@ -68,13 +69,14 @@ def main() -> None:
     parser.add_argument("--every", type=int, default=500, help="score the held-out sets this often")
     parser.add_argument("--width", type=int, default=16, help="the blend's convolution width")
     parser.add_argument("--seed", type=int, default=1234)
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides of sample_long's training stream")
     args = parser.parse_args()
     if len(args.candidates) < 2 or set(args.candidates) - set("hbHB"):
         parser.error(f"--candidates {args.candidates!r}: give two or more of the letters h, b, H, B")
 
     torch.manual_seed(args.seed)
     torch.set_flush_denormal(True)
-    cfg = compose_config("train", ["experiment=sample_long", f"seed={args.seed}"])
+    cfg = compose_config("train", ["experiment=sample_long", f"seed={args.seed}", *args.overrides])
     datamodule = build_datamodule(cfg, seed=args.seed)
     datamodule.prepare_data()
     datamodule.setup("fit")
