@@ -6,7 +6,9 @@ recipe's figures in a fraction of its time (``experiments/README.md``, "What lea
 change to the blend can be screened here first.
 
 The training stream is sample_long's (its augmentations, masks, sketches on half the samples), the loss the
-generator's hole L1, the optimizer its Adam (lr 1e-3, betas 0.5 / 0.999). Every ``--every`` iterations the
+generator's hole L1, the optimizer its Adam (lr 1e-3, betas 0.5 / 0.999), and what is scored its moving average
+of the weights (``model.ema_decay``, with the module's warm-up), as sample_long validates (``--ema-decay 0``: the
+weights themselves, as the tables before the twelfth session). Every ``--every`` iterations the
 blend fills the validation tiles and the holdout photos (evaluation masks) without and with each image's own
 sketch: hole PSNR / L1 without, with, and the lift.
 
@@ -22,6 +24,7 @@ sketch).
 from __future__ import annotations
 
 import argparse
+import copy
 import time
 
 import torch
@@ -69,6 +72,12 @@ def main() -> None:
     parser.add_argument("--every", type=int, default=500, help="score the held-out sets this often")
     parser.add_argument("--width", type=int, default=16, help="the blend's convolution width")
     parser.add_argument("--seed", type=int, default=1234)
+    parser.add_argument(
+        "--ema-decay",
+        type=float,
+        default=None,
+        help="of the scored moving average (default model.ema_decay; 0: none)",
+    )
     parser.add_argument("overrides", nargs="*", help="Hydra overrides of sample_long's training stream")
     args = parser.parse_args()
     if len(args.candidates) < 2 or set(args.candidates) - set("hbHB"):
@@ -84,6 +93,8 @@ def main() -> None:
     splits = {split: held_out(split) for split in ("val", "holdout")}
     blend = FillBlend(sketch_channels=1, width=args.width, candidates=len(args.candidates))
     optimizer = torch.optim.Adam(blend.parameters(), lr=cfg.model.optimizer_g.lr, betas=(0.5, 0.999))
+    ema_decay = float(cfg.model.ema_decay if args.ema_decay is None else args.ema_decay)
+    averaged = copy.deepcopy(blend).requires_grad_(False).eval() if ema_decay else blend
 
     print(
         "| iterations | minutes | validation tiles: PSNR / L1 without the sketch | with it | lift | "
@@ -102,15 +113,19 @@ def main() -> None:
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
+                if ema_decay:  # the module's moving average, warm-up included
+                    with torch.no_grad():
+                        decay = min(ema_decay, (1.0 + done) / (10.0 + done))
+                        torch._foreach_lerp_(
+                            list(averaged.parameters()), list(blend.parameters()), 1.0 - decay
+                        )
                 done += 1
                 progress.update()
                 if done % args.every == 0 or done == args.iterations:
-                    blend.eval()
                     scores = " | ".join(
-                        score(blend, args.candidates, *tensors) for tensors in splits.values()
+                        score(averaged, args.candidates, *tensors) for tensors in splits.values()
                     )
                     tqdm.write(f"| {done} | {(time.perf_counter() - started) / 60:.1f} | {scores} |")
-                    blend.train()
                 if done == args.iterations:
                     break
 
