@@ -6,15 +6,16 @@ recipe's figures in a fraction of its time (``experiments/README.md``, "What lea
 change to the blend can be screened here first.
 
 The training stream is sample_long's (its augmentations, masks, sketches on half the samples), the loss the
-generator's hole L1, the optimizer its Adam (lr 1e-3, betas 0.5 / 0.999), and what is scored its moving average
-of the weights (``model.ema_decay``, with the module's warm-up), as sample_long validates (``--ema-decay 0``: the
-weights themselves, as the tables before the twelfth session). Every ``--every`` iterations the
-blend fills the validation tiles and the holdout photos (evaluation masks) without and with each image's own
-sketch: hole PSNR / L1 without, with, and the lift.
+generator's hole L1 and L2 at its weights (``model.loss.hole_l1_weight``, ``model.loss.hole_l2_weight``), the
+optimizer its Adam (lr 1e-3, betas 0.5 / 0.999), and what is scored its moving average of the weights
+(``model.ema_decay``, with the module's warm-up), as sample_long validates (``--ema-decay 0``: the weights
+themselves, as the tables before the twelfth session). Every ``--every`` iterations the blend fills the
+validation tiles and the holdout photos (evaluation masks) without and with each image's own sketch: hole
+PSNR / L1 without, with, and the lift.
 
     python experiments/blend_alone.py                              # the product's blend: harmonic, biharmonic
     python experiments/blend_alone.py --candidates hbHB [--seed S] [--iterations 2000]
-    python experiments/blend_alone.py dataset.scale=[0.2,1.0]     # Hydra overrides of the training stream
+    python experiments/blend_alone.py dataset.scale=[0.25,1.0]    # Hydra overrides of the training stream
 
 Candidates, the first is where the blend starts: ``h`` / ``b`` the harmonic / biharmonic fill with the sketch's
 lines as barriers (the product's), ``H`` / ``B`` the same fills without barriers (identical when there is no
@@ -34,7 +35,7 @@ from what_learns import held_out, hole_scores  # this folder's script: the same 
 from mtmsa.data.datamodule import build_datamodule
 from mtmsa.models.fill_blend import FillBlend
 from mtmsa.models.initial_fill import smooth_fills
-from mtmsa.models.losses import hole_l1
+from mtmsa.models.losses import hole_l1, hole_l2
 from mtmsa.utils.config import compose_config
 from mtmsa.utils.images import masked_input
 
@@ -93,6 +94,7 @@ def main() -> None:
     splits = {split: held_out(split) for split in ("val", "holdout")}
     blend = FillBlend(sketch_channels=1, width=args.width, candidates=len(args.candidates))
     optimizer = torch.optim.Adam(blend.parameters(), lr=cfg.model.optimizer_g.lr, betas=(0.5, 0.999))
+    l1_weight, l2_weight = float(cfg.model.loss.hole_l1_weight), float(cfg.model.loss.hole_l2_weight)
     ema_decay = float(cfg.model.ema_decay if args.ema_decay is None else args.ema_decay)
     averaged = copy.deepcopy(blend).requires_grad_(False).eval() if ema_decay else blend
 
@@ -109,7 +111,8 @@ def main() -> None:
                 known = masked_input(images, masks)
                 with torch.no_grad():
                     fills = candidate_fills(args.candidates, known, masks, sketches)
-                loss = hole_l1(blend(known, masks, sketches, *fills), images, masks)
+                filled = blend(known, masks, sketches, *fills)
+                loss = l1_weight * hole_l1(filled, images, masks) + l2_weight * hole_l2(filled, images, masks)
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
