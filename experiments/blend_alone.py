@@ -16,6 +16,7 @@ PSNR / L1 without, with, and the lift.
     python experiments/blend_alone.py                              # the product's blend: harmonic, biharmonic
     python experiments/blend_alone.py --candidates hbHB [--seed S] [--iterations 2000]
     python experiments/blend_alone.py dataset.scale=[0.25,1.0]    # Hydra overrides of the training stream
+    python experiments/blend_alone.py --tension 0.1 --width 32     # biharmonic fills in tension, a wider blend
 
 Candidates, the first is where the blend starts: ``h`` / ``b`` the harmonic / biharmonic fill with the sketch's
 lines as barriers (the product's), ``H`` / ``B`` the same fills without barriers (identical when there is no
@@ -40,25 +41,32 @@ from mtmsa.utils.config import compose_config
 from mtmsa.utils.images import masked_input
 
 
-def candidate_fills(letters: str, known: torch.Tensor, masks: torch.Tensor, sketches: torch.Tensor) -> list:
-    """The fills named by ``letters`` (see the module docstring), each (B,3,H,W)."""
-    fills = dict(
-        zip("hb", smooth_fills(known, masks, sketches=sketches.amax(dim=1, keepdim=True)), strict=True)
-    )
+def candidate_fills(
+    letters: str, known: torch.Tensor, masks: torch.Tensor, sketches: torch.Tensor, tension: float = 0.0
+) -> list:
+    """The fills named by ``letters`` (see the module docstring), each (B,3,H,W); ``tension`` the biharmonic
+    fills' (:func:`~mtmsa.models.initial_fill.biharmonic_fill`)."""
+    lines = sketches.amax(dim=1, keepdim=True)
+    fills = dict(zip("hb", smooth_fills(known, masks, sketches=lines, tension=tension), strict=True))
     if set(letters) & set("HB"):
-        fills.update(zip("HB", smooth_fills(known, masks), strict=True))
+        fills.update(zip("HB", smooth_fills(known, masks, tension=tension), strict=True))
     return [fills[letter] for letter in letters]
 
 
 @torch.no_grad()
 def score(
-    blend: FillBlend, letters: str, images: torch.Tensor, masks: torch.Tensor, sketches: torch.Tensor
+    blend: FillBlend,
+    letters: str,
+    tension: float,
+    images: torch.Tensor,
+    masks: torch.Tensor,
+    sketches: torch.Tensor,
 ) -> str:
     """ "PSNR / L1 without the sketch | with it | the lift" over a split's images."""
     known, results = masked_input(images, masks), {}
     for guided in (False, True):
         given = sketches if guided else torch.zeros_like(sketches)
-        filled = blend(known, masks, given, *candidate_fills(letters, known, masks, given))
+        filled = blend(known, masks, given, *candidate_fills(letters, known, masks, given, tension))
         results[guided] = hole_scores(filled, images, masks)
     (without, without_l1), (with_sketch, with_l1) = results[False], results[True]
     return (
@@ -73,6 +81,9 @@ def main() -> None:
     parser.add_argument("--every", type=int, default=500, help="score the held-out sets this often")
     parser.add_argument("--width", type=int, default=16, help="the blend's convolution width")
     parser.add_argument("--seed", type=int, default=1234)
+    parser.add_argument(
+        "--tension", type=float, default=0.0, help="of the biharmonic fills (0: the product's fill)"
+    )
     parser.add_argument(
         "--ema-decay",
         type=float,
@@ -110,7 +121,7 @@ def main() -> None:
                 images, masks, sketches = batch["image"], batch["mask"], batch["sketch"]
                 known = masked_input(images, masks)
                 with torch.no_grad():
-                    fills = candidate_fills(args.candidates, known, masks, sketches)
+                    fills = candidate_fills(args.candidates, known, masks, sketches, args.tension)
                 filled = blend(known, masks, sketches, *fills)
                 loss = l1_weight * hole_l1(filled, images, masks) + l2_weight * hole_l2(filled, images, masks)
                 optimizer.zero_grad()
@@ -126,7 +137,8 @@ def main() -> None:
                 progress.update()
                 if done % args.every == 0 or done == args.iterations:
                     scores = " | ".join(
-                        score(averaged, args.candidates, *tensors) for tensors in splits.values()
+                        score(averaged, args.candidates, args.tension, *tensors)
+                        for tensors in splits.values()
                     )
                     tqdm.write(f"| {done} | {(time.perf_counter() - started) / 60:.1f} | {scores} |")
                 if done == args.iterations:

@@ -8,6 +8,7 @@ with each image's own sketch, and scores in the hole: the initial fill (harmonic
     python experiments/what_learns.py logs/train/runs/<run>/checkpoints/last.ckpt [more checkpoints]
     python experiments/what_learns.py <ckpt> --splits val holdout
     python experiments/what_learns.py --fills         # no checkpoint: the smooth fills and their headroom
+    python experiments/what_learns.py --fills --tension 0.1   # the biharmonic fill as a spline in tension
 
 Prints one markdown table: hole PSNR (dB) / hole L1 per image, averaged, in [0, 1] units. ``--fills`` prints
 another: the harmonic and the biharmonic fill, each without and with the sketch's lines as barriers, and the
@@ -58,13 +59,14 @@ def per_pixel_best(fills: list[torch.Tensor], images: torch.Tensor) -> torch.Ten
     return sum(torch.where(best == index, fill, 0.0) for index, fill in enumerate(fills))
 
 
-def fill_rows(split: str) -> list[str]:
-    """The smooth fills of one split, without and with the sketches' barriers, and their per-pixel best."""
+def fill_rows(split: str, tension: float = 0.0) -> list[str]:
+    """The smooth fills of one split, without and with the sketches' barriers, and their per-pixel best;
+    ``tension`` the biharmonic fill's."""
     images, masks, sketches = held_out(split)
     known = masked_input(images, masks)
-    harmonic, biharmonic = smooth_fills(known, masks)
+    harmonic, biharmonic = smooth_fills(known, masks, tension=tension)
     lines = sketches.amax(dim=1, keepdim=True)
-    harmonic_lines, biharmonic_lines = smooth_fills(known, masks, sketches=lines)
+    harmonic_lines, biharmonic_lines = smooth_fills(known, masks, sketches=lines, tension=tension)
     pair, pair_lines = [harmonic, biharmonic], [harmonic_lines, biharmonic_lines]
     fills = {
         "harmonic": harmonic,
@@ -107,11 +109,12 @@ def main() -> None:
     parser.add_argument("checkpoints", nargs="*", type=Path)
     parser.add_argument("--splits", nargs="+", default=["val", "holdout"])
     parser.add_argument("--fills", action="store_true", help="the smooth fills' table (no checkpoint needed)")
+    parser.add_argument("--tension", type=float, default=0.0, help="of the biharmonic fill in --fills' table")
     args = parser.parse_args()
     if args.fills:
         print("| split | fill | hole PSNR / L1 |\n|---|---|---|")
         for split in args.splits:
-            print("\n".join(fill_rows(split)))
+            print("\n".join(fill_rows(split, args.tension)))
     if not args.checkpoints:
         return
     print(

@@ -69,16 +69,22 @@ def _pull(
 
 
 def _push(
-    pyramid: Pyramid, fill: torch.Tensor, smoothing_steps: int, biharmonic_steps: int, as_graph: bool
+    pyramid: Pyramid,
+    fill: torch.Tensor,
+    smoothing_steps: int,
+    biharmonic_steps: int,
+    as_graph: bool,
+    tension: float = 0.0,
 ) -> torch.Tensor:
-    """The push half of :func:`pull_push_fill`, from the coarsest fill ``fill`` up (B,C,H,W; known pixels too)."""
+    """The push half of :func:`pull_push_fill`, from the coarsest fill ``fill`` up (B,C,H,W; known pixels too);
+    ``tension`` as in :func:`biharmonic_fill`."""
     for sums, counts, conductance in reversed(pyramid):
         coarser = F.interpolate(fill, size=sums.shape[-2:], mode="bilinear", align_corners=False)
         weight = counts.clamp(max=1.0)
         average = sums / counts.clamp_min(1e-6)
         fill = weight * average + (1.0 - weight) * coarser
         fill = _relaxation_steps(fill, weight * average, 1.0 - weight, conductance, smoothing_steps, as_graph)
-        fill = _biharmonic_steps(fill, weight, conductance, biharmonic_steps, as_graph)
+        fill = _biharmonic_steps(fill, weight, conductance, biharmonic_steps, as_graph, tension)
         if as_graph:
             fill = torch.where(_below_top(counts), fill, coarser)
     return fill
@@ -114,6 +120,7 @@ def biharmonic_fill(
     masks: torch.Tensor,
     levels: int | None = None,
     sketches: torch.Tensor | None = None,
+    tension: float = 0.0,
 ) -> torch.Tensor:
     """The hole filled towards the biharmonic interpolation of its border: the fill whose discrete Laplacian
     has the least sum of squares, i.e. that solves the biharmonic equation in the hole (scikit-image's
@@ -124,9 +131,13 @@ def biharmonic_fill(
     from the enlarged coarser solution). The biharmonic equation converges far more slowly than Laplace's:
     these steps stop short of the exact solution on large holes (the distance is measured in
     ``experiments/README.md``, "Learning"). ``sketches``' lines are barriers here too: no Laplacian term
-    couples two pixels across a drawn line. Arguments as :func:`pull_push_fill`.
+    couples two pixels across a drawn line.
+
+    ``tension`` > 0 makes it a spline in tension (Smith and Wessel, 1990): the least ``sum(laplacian(fill) ** 2) +
+    tension * sum(gradient(fill) ** 2)``, between the biharmonic fill (0) and the harmonic one (large), with
+    less overshoot than the first. Other arguments as :func:`pull_push_fill`.
     """
-    return smooth_fills(images, masks, levels, sketches, harmonic=False)[1]
+    return smooth_fills(images, masks, levels, sketches, harmonic=False, tension=tension)[1]
 
 
 def smooth_fills(
@@ -136,9 +147,10 @@ def smooth_fills(
     sketches: torch.Tensor | None = None,
     harmonic: bool = True,
     biharmonic: bool = True,
+    tension: float = 0.0,
 ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
     """(:func:`harmonic_fill`, :func:`biharmonic_fill`) from one pull: the pyramid is built once. A fill that
-    is not asked for is None."""
+    is not asked for is None; ``tension`` is the biharmonic fill's."""
     pyramid, top = _pull(images, masks, levels, sketches)
     as_graph = levels is not None
     holes = masks.bool()
@@ -146,7 +158,7 @@ def smooth_fills(
     if harmonic:
         first = torch.where(holes, _push(pyramid, top, HARMONIC_SMOOTHING_STEPS, 0, as_graph), images)
     if biharmonic:
-        second = _push(pyramid, top, 0, BIHARMONIC_CG_STEPS, as_graph).clamp(-1.0, 1.0)
+        second = _push(pyramid, top, 0, BIHARMONIC_CG_STEPS, as_graph, tension).clamp(-1.0, 1.0)
         second = torch.where(holes, second, images)
     return first, second
 
@@ -157,9 +169,12 @@ def _biharmonic_steps(
     conductance: torch.Tensor | None,
     steps: int,
     as_graph: bool = False,
+    tension: float = 0.0,
 ) -> torch.Tensor:
     """``steps`` conjugate-gradient steps on the pixels that are not wholly known (``known`` (B,1,h,w) < 1),
-    the others held, towards the least ``sum(laplacian(fill) ** 2)``: the biharmonic equation in the hole.
+    the others held, towards the least ``sum(laplacian(fill) ** 2)``: the biharmonic equation in the hole
+    (with ``tension``: plus ``tension`` times the sum of the squared differences between neighbours, the
+    operator ``L(L(fill)) - tension * L(fill)``, as symmetric).
 
     fill (B,C,h,w); conductance (B,1,h,w) or None as in :func:`_relaxation_steps`. The Laplacian,
     ``c * (sum of the neighbours' c * fill - fill * sum of the neighbours' c)`` (the plain 4-neighbour one
@@ -188,7 +203,8 @@ def _biharmonic_steps(
             return conductance * (_neighbour_sum(conductance * x, cross) - reachable * x)
 
     def normal(x: torch.Tensor) -> torch.Tensor:
-        return free * laplacian(laplacian(x))
+        flat = laplacian(x)
+        return free * (laplacian(flat) - tension * flat if tension else laplacian(flat))
 
     def dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         return (a * b).sum(dim=(2, 3), keepdim=True)
