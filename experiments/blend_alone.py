@@ -5,7 +5,9 @@ it is about 1e-4: ``experiments/what_learns.py``), so training the blend without
 recipe's figures in a fraction of its time (``experiments/README.md``, "What learns in sample_long"), and a
 change to the blend can be screened here first.
 
-The training stream is sample_long's (its augmentations, masks, sketches on half the samples), the loss the
+The training stream is sample_long's (its 42 training tiles of people and things since the fourteenth session,
+``dataset.train_list=null`` for all 96 as in the tables before it; its augmentations, masks, sketches on half the
+samples), the loss the
 generator's hole L1 and L2 at its weights (``model.loss.hole_l1_weight``, ``model.loss.hole_l2_weight``), the
 optimizer its Adam (lr 1e-3, betas 0.5 / 0.999), and what is scored its moving average of the weights
 (``model.ema_decay``, with the module's warm-up), as sample_long validates (``--ema-decay 0``: the weights

@@ -25,9 +25,17 @@ from mtmsa.data.datasets import (
     UnreadableImageWarning,
     build_transform,
     list_image_files,
+    read_file_list,
 )
 from mtmsa.data.io import ImageReadError, read_gray, read_image_size, read_rgb
-from mtmsa.data.sample import HOLDOUT_PHOTOS, SAMPLE_MANIFEST, SAMPLE_PHOTOS, ensure_sample_dataset
+from mtmsa.data.sample import (
+    HOLDOUT_PHOTOS,
+    SAMPLE_MANIFEST,
+    SAMPLE_PHOTOS,
+    SCENE_PHOTOS,
+    SCENES_LIST,
+    ensure_sample_dataset,
+)
 
 
 def _gradient(height: int = 24, width: int = 32) -> np.ndarray:
@@ -430,6 +438,9 @@ def test_sample_dataset_is_made_once_split_by_photo(tmp_path):
     photos = {split: {path.stem.rsplit("_", 1)[0] for path in files} for split, files in splits.items()}
     assert photos["val"] == {"chelsea", "coffee"} and photos["holdout"] == set(HOLDOUT_PHOTOS)
     assert not photos["train"] & (photos["val"] | photos["holdout"])
+    scenes = read_file_list(root / SCENES_LIST, root / "train")
+    assert len(scenes) == 42 and all(path.is_file() for path in scenes)
+    assert {path.stem.rsplit("_", 1)[0] for path in scenes} == set(SCENE_PHOTOS) < photos["train"]
     train = splits["train"]
     assert read_rgb(train[0]).shape == (128, 128, 3)
     assert [p.name for p in tmp_path.iterdir()] == ["sample"]  # no staging folder left behind
@@ -470,7 +481,7 @@ def test_a_sample_dataset_of_an_earlier_version_is_replaced(tmp_path):
     (old / "train" / "astronaut_00.png").write_bytes(b"version 1")
     (old / SAMPLE_MANIFEST).write_text(json.dumps({"tile": 128, "val_photos": ["chelsea", "coffee"]}))
     root = ensure_sample_dataset(old)
-    assert json.loads((root / SAMPLE_MANIFEST).read_text())["version"] == 2
+    assert json.loads((root / SAMPLE_MANIFEST).read_text())["version"] == 3
     assert len(list_image_files(root / "holdout")) == 12
     assert read_rgb(root / "train" / "astronaut_00.png").shape == (128, 128, 3)
     assert [p.name for p in tmp_path.iterdir()] == ["sample"]  # nothing staged or retired is left

@@ -10,6 +10,9 @@ Nothing is downloaded. Three splits, by source photograph (never by crop):
 - ``holdout``: photographs of other kinds that neither training nor validation sees (a portrait, a
   cameraman, coins), for checking that what was learned carries over:
   ``python -m mtmsa.evaluate ckpt_path=... dataset.val_dir=holdout``.
+
+``train_scenes.txt`` lists the training tiles of the photographs of people and things (:data:`SCENE_PHOTOS`), not
+textures, the sky or tissue: ``experiment=sample_long`` trains on those alone (``dataset.train_list``).
 """
 
 from __future__ import annotations
@@ -72,8 +75,15 @@ HOLDOUT_PHOTOS: dict[str, Callable[[], np.ndarray]] = {
 }
 """Photographs of the ``holdout`` split, used by no other split (matplotlib's and scikit-image's wheels)."""
 
+SCENE_PHOTOS = ("astronaut", "rocket", "motorcycle", "retina")
+"""The training photographs of people and things (a retina's fundus photograph among them), whose smooth shading
+and object edges are what the validation and holdout photographs hold; the others are textures (bricks, grass,
+gravel, the moon), a galaxy field and stained tissue. Why sample_long trains on these alone:
+``experiments/README.md``, "Training on the photographs of people and things"."""
+
 SAMPLE_MANIFEST = "manifest.json"
-SAMPLE_VERSION = 2  # 1: 60 training tiles of 6 colour photos, no holdout split
+SCENES_LIST = "train_scenes.txt"
+SAMPLE_VERSION = 3  # 1: 60 training tiles of 6 colour photos, no holdout split; 2: no scenes list
 _SHORT_SIDE_TILES = {"train": 3, "val": 2, "holdout": 2}
 
 
@@ -84,7 +94,8 @@ def ensure_sample_dataset(
 
     Each photo is resized so its short side is 3 tiles (training photos) or 2 tiles (validation and
     holdout photos) and cut into non-overlapping ``tile`` x ``tile`` crops; with the defaults that is
-    96 training, 12 validation and 12 holdout tiles. The folder is built in a temporary sibling and
+    96 training, 12 validation and 12 holdout tiles, 42 of the training tiles listed in ``root/``
+    :data:`SCENES_LIST` (those of :data:`SCENE_PHOTOS`, relative to ``root/train``). The folder is built in a temporary sibling and
     renamed into place, so an interrupted run leaves no partial dataset; ``root/manifest.json`` marks it
     complete. A complete dataset of this version is never rewritten; one made by an earlier version of
     this function (its own manifest says so) is replaced by the current one.
@@ -155,6 +166,8 @@ def _write_sample_dataset(folder: Path, tile: int, splits: dict[str, list[str]],
                 filename = f"{name}_{k:02d}.png"
                 Image.fromarray(crop).save(folder / split / filename)
                 files[split].append(filename)
+    scenes = [name for name in files["train"] if name.rsplit("_", 1)[0] in SCENE_PHOTOS]
+    (folder / SCENES_LIST).write_text("".join(f"{name}\n" for name in scenes))
     (folder / SAMPLE_MANIFEST).write_text(json.dumps({**settings, "files": files}, indent=1))
 
 
