@@ -468,7 +468,8 @@ def test_biharmonic_fill_continues_a_valley_and_keeps_the_sides_of_a_drawn_line_
 def test_tension_moves_the_biharmonic_fill_towards_the_harmonic_one() -> None:
     """A spline in tension lies between the two fills: on the valley (biharmonic, not harmonic) its distance
     from the harmonic fill falls as the tension grows, 0 being the biharmonic fill itself. Measured: 0.089
-    (no tension; the harmonic fill is as far from the valley), 0.053 / 0.014 / 0.003 / 0.001 at 0.1 / 1 / 10 / 100."""
+    (no tension; the harmonic fill is as far from the valley), 0.053 / 0.014 / 0.003 / 0.001 at 0.1 / 1 / 10 /
+    100."""
     ys, xs = torch.meshgrid(torch.linspace(-1, 1, 36), torch.linspace(-1, 1, 44), indexing="ij")
     valley = (0.8 * xs**2 - 0.4)[None, None].expand(1, 3, 36, 44)
     masks = torch.zeros(1, 1, 36, 44)

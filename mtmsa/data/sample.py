@@ -95,9 +95,9 @@ def ensure_sample_dataset(
     Each photo is resized so its short side is 3 tiles (training photos) or 2 tiles (validation and
     holdout photos) and cut into non-overlapping ``tile`` x ``tile`` crops; with the defaults that is
     96 training, 12 validation and 12 holdout tiles, 42 of the training tiles listed in ``root/``
-    :data:`SCENES_LIST` (those of :data:`SCENE_PHOTOS`, relative to ``root/train``). The folder is built in a temporary sibling and
-    renamed into place, so an interrupted run leaves no partial dataset; ``root/manifest.json`` marks it
-    complete. A complete dataset of this version is never rewritten; one made by an earlier version of
+    :data:`SCENES_LIST` (those of :data:`SCENE_PHOTOS`, relative to ``root/train``). The folder is built in a
+    temporary sibling and renamed into place, so an interrupted run leaves no partial dataset;
+    ``root/manifest.json`` marks it complete. A complete dataset of this version is never rewritten; one made by an earlier version of
     this function (its own manifest says so) is replaced by the current one.
     """
     root = Path(root)
