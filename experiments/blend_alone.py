@@ -19,10 +19,11 @@ PSNR / L1 without, with, and the lift.
     python experiments/blend_alone.py --candidates hbHB [--seed S] [--iterations 2000]
     python experiments/blend_alone.py dataset.scale=[0.25,1.0]    # Hydra overrides of the training stream
     python experiments/blend_alone.py --tension 0.1 --width 32     # biharmonic fills in tension, a wider blend
+    python experiments/blend_alone.py --stroke-context              # the distance to the sketch as an input
 
 Candidates, the first is where the blend starts: ``h`` / ``b`` the harmonic / biharmonic fill with the sketch's
-lines as barriers (the product's), ``H`` / ``B`` the same fills without barriers (identical when there is no
-sketch).
+lines as barriers (the product's), ``c`` the biharmonic one within the border's range (``bounded``, also with
+barriers), ``H`` / ``B`` the harmonic / biharmonic fill without barriers (identical when there is no sketch).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import copy
 import time
 
 import torch
+import torch.nn.functional as F
 from tqdm import tqdm
 from what_learns import held_out, hole_scores  # this folder's script: the same held-out sets and scores
 
@@ -50,9 +52,34 @@ def candidate_fills(
     fills' (:func:`~mtmsa.models.initial_fill.biharmonic_fill`)."""
     lines = sketches.amax(dim=1, keepdim=True)
     fills = dict(zip("hb", smooth_fills(known, masks, sketches=lines, tension=tension), strict=True))
+    if "c" in letters:
+        fills["c"] = smooth_fills(known, masks, sketches=lines, harmonic=False, bounded=True)[1]
     if set(letters) & set("HB"):
         fills.update(zip("HB", smooth_fills(known, masks, tension=tension), strict=True))
     return [fills[letter] for letter in letters]
+
+
+STROKE_REACH = 16
+"""Pixels over which :func:`with_stroke_context` measures the distance to the nearest stroke."""
+
+
+def with_stroke_context(masks: torch.Tensor, sketches: torch.Tensor, enabled: bool) -> torch.Tensor:
+    """The blend's sketch input: ``sketches`` (B,1,H,W), and with ``enabled`` two more channels of what its few
+    convolutions cannot see for themselves (``--stroke-context``): each pixel's chessboard distance to the
+    nearest sketched pixel over :data:`STROKE_REACH` (1 there and farther, and everywhere without a sketch), and
+    the sketched share of the hole's pixels times 10, constant per sample (none, a few strokes, most edges: how
+    much a line's absence near a pixel says) -> (B,3,H,W)."""
+    if not enabled:
+        return sketches
+    lines = (sketches > 0.5).to(masks.dtype)
+    distance, reached = torch.zeros_like(lines), lines
+    for _ in range(STROKE_REACH):
+        distance = distance + (1.0 - reached)
+        reached = F.max_pool2d(reached, 3, 1, 1)
+    coverage = (lines * masks).sum(dim=(2, 3), keepdim=True) / masks.sum(dim=(2, 3), keepdim=True).clamp_min(
+        1
+    )
+    return torch.cat([sketches, distance / STROKE_REACH, (10.0 * coverage).expand_as(lines)], dim=1)
 
 
 @torch.no_grad()
@@ -60,6 +87,7 @@ def score(
     blend: FillBlend,
     letters: str,
     tension: float,
+    stroke_context: bool,
     images: torch.Tensor,
     masks: torch.Tensor,
     sketches: torch.Tensor,
@@ -68,7 +96,8 @@ def score(
     known, results = masked_input(images, masks), {}
     for guided in (False, True):
         given = sketches if guided else torch.zeros_like(sketches)
-        filled = blend(known, masks, given, *candidate_fills(letters, known, masks, given, tension))
+        fills = candidate_fills(letters, known, masks, given, tension)
+        filled = blend(known, masks, with_stroke_context(masks, given, stroke_context), *fills)
         results[guided] = hole_scores(filled, images, masks)
     (without, without_l1), (with_sketch, with_l1) = results[False], results[True]
     return (
@@ -84,6 +113,9 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=16, help="the blend's convolution width")
     parser.add_argument("--seed", type=int, default=1234)
     parser.add_argument(
+        "--stroke-context", action="store_true", help="the distance to the sketch and its coverage as inputs"
+    )
+    parser.add_argument(
         "--tension", type=float, default=0.0, help="of the biharmonic fills (0: the product's fill)"
     )
     parser.add_argument(
@@ -94,8 +126,8 @@ def main() -> None:
     )
     parser.add_argument("overrides", nargs="*", help="Hydra overrides of sample_long's training stream")
     args = parser.parse_args()
-    if len(args.candidates) < 2 or set(args.candidates) - set("hbHB"):
-        parser.error(f"--candidates {args.candidates!r}: give two or more of the letters h, b, H, B")
+    if len(args.candidates) < 2 or set(args.candidates) - set("hbcHB"):
+        parser.error(f"--candidates {args.candidates!r}: give two or more of the letters h, b, c, H, B")
 
     torch.manual_seed(args.seed)
     torch.set_flush_denormal(True)
@@ -105,7 +137,11 @@ def main() -> None:
     datamodule.setup("fit")
     stream = datamodule.training_generator(torch.device("cpu"))
     splits = {split: held_out(split) for split in ("val", "holdout")}
-    blend = FillBlend(sketch_channels=1, width=args.width, candidates=len(args.candidates))
+    blend = FillBlend(
+        sketch_channels=3 if args.stroke_context else 1,
+        width=args.width,
+        candidates=len(args.candidates),
+    )
     optimizer = torch.optim.Adam(blend.parameters(), lr=cfg.model.optimizer_g.lr, betas=(0.5, 0.999))
     l1_weight, l2_weight = float(cfg.model.loss.hole_l1_weight), float(cfg.model.loss.hole_l2_weight)
     ema_decay = float(cfg.model.ema_decay if args.ema_decay is None else args.ema_decay)
@@ -124,7 +160,9 @@ def main() -> None:
                 known = masked_input(images, masks)
                 with torch.no_grad():
                     fills = candidate_fills(args.candidates, known, masks, sketches, args.tension)
-                filled = blend(known, masks, sketches, *fills)
+                filled = blend(
+                    known, masks, with_stroke_context(masks, sketches, args.stroke_context), *fills
+                )
                 loss = l1_weight * hole_l1(filled, images, masks) + l2_weight * hole_l2(filled, images, masks)
                 optimizer.zero_grad()
                 loss.backward()
@@ -139,7 +177,7 @@ def main() -> None:
                 progress.update()
                 if done % args.every == 0 or done == args.iterations:
                     scores = " | ".join(
-                        score(averaged, args.candidates, args.tension, *tensors)
+                        score(averaged, args.candidates, args.tension, args.stroke_context, *tensors)
                         for tensors in splits.values()
                     )
                     tqdm.write(f"| {done} | {(time.perf_counter() - started) / 60:.1f} | {scores} |")

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from skimage.restoration import inpaint_biharmonic
 
-from mtmsa.models.initial_fill import harmonic_fill, pull_push_fill
+from mtmsa.models.initial_fill import harmonic_fill, pull_push_fill, smooth_fills
 from mtmsa.utils.images import to_model_range, to_uint8, to_unit_range
 
 
@@ -59,6 +59,14 @@ def biharmonic_fill(images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
     return torch.where(masks.bool(), result.to(images), images)
 
 
+def bounded_biharmonic_fill(images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    """The device's biharmonic fill (:func:`mtmsa.models.initial_fill.biharmonic_fill`) kept within the range of
+    the hole's border near each pixel (:func:`~mtmsa.models.initial_fill.border_bounds`): the slopes continued
+    without the bright and dark blobs where a short piece of border's slope is carried across the hole. Same
+    conventions as :func:`telea_fill`."""
+    return smooth_fills(images, masks, harmonic=False, bounded=True)[1]
+
+
 BASELINES = {
     "mean": mean_fill,
     "telea": telea_fill,
@@ -66,5 +74,6 @@ BASELINES = {
     "pull_push": pull_push_fill,
     "harmonic": harmonic_fill,
     "biharmonic": biharmonic_fill,
+    "bounded_biharmonic": bounded_biharmonic_fill,
 }
 """Classical fills by name: ``fill(images (B,3,H,W) in [-1, 1], masks (B,1,H,W)) -> filled images``."""

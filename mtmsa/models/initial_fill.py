@@ -140,6 +140,33 @@ def biharmonic_fill(
     return smooth_fills(images, masks, levels, sketches, harmonic=False, tension=tension)[1]
 
 
+BORDER_RADIUS = 4
+"""Pixels around each known pixel whose least and greatest value :func:`border_bounds` carries into the hole."""
+
+
+def border_bounds(
+    images: torch.Tensor,
+    masks: torch.Tensor,
+    levels: int | None = None,
+    sketches: torch.Tensor | None = None,
+    radius: int = BORDER_RADIUS,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """How dark and how bright the hole's border is near each hole pixel, on its side of the sketch's lines:
+    (low, high), each (B,C,H,W), the harmonic fills (lines as barriers) of the least and of the greatest known
+    value within ``radius`` pixels of each known pixel, per channel. A harmonic fill never leaves the range of
+    its border's values; the biharmonic one does, far where lines wall off a pocket that only a short piece of
+    border reaches (it carries that piece's slope across the pocket), and these bounds catch it. Known pixels
+    hold their neighbourhood's least and greatest known value. Other arguments as :func:`pull_push_fill`.
+    """
+    holes = masks.bool().expand_as(images)
+    window = 2 * radius + 1
+    high = F.max_pool2d(images.masked_fill(holes, -2.0), window, 1, radius)
+    low = -F.max_pool2d((-images).masked_fill(holes, -2.0), window, 1, radius)
+    bounds = torch.cat([low, high], dim=1).masked_fill(holes.repeat(1, 2, 1, 1), 0.0)
+    low, high = harmonic_fill(bounds, masks, levels, sketches).chunk(2, dim=1)
+    return low, high
+
+
 def smooth_fills(
     images: torch.Tensor,
     masks: torch.Tensor,
@@ -148,19 +175,51 @@ def smooth_fills(
     harmonic: bool = True,
     biharmonic: bool = True,
     tension: float = 0.0,
+    bounded: bool = False,
 ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
     """(:func:`harmonic_fill`, :func:`biharmonic_fill`) from one pull: the pyramid is built once. A fill that
-    is not asked for is None; ``tension`` is the biharmonic fill's."""
+    is not asked for is None; ``tension`` is the biharmonic fill's; ``bounded`` keeps the biharmonic fill
+    within :func:`border_bounds` (no overshoot past the nearby border's range)."""
     pyramid, top = _pull(images, masks, levels, sketches)
     as_graph = levels is not None
     holes = masks.bool()
     first = second = None
     if harmonic:
-        first = torch.where(holes, _push(pyramid, top, HARMONIC_SMOOTHING_STEPS, 0, as_graph), images)
+        first = _push(pyramid, top, HARMONIC_SMOOTHING_STEPS, 0, as_graph)
+        first = torch.where(holes, first if sketches is None else settle_lines(first, sketches), images)
     if biharmonic:
         second = _push(pyramid, top, 0, BIHARMONIC_CG_STEPS, as_graph, tension).clamp(-1.0, 1.0)
-        second = torch.where(holes, second, images)
+        if bounded:
+            low, high = border_bounds(images, masks, levels, sketches)
+            second = torch.minimum(torch.maximum(second, low), high)
+        second = torch.where(holes, second if sketches is None else settle_lines(second, sketches), images)
     return first, second
+
+
+SETTLE_PASSES = 2
+"""Passes of :func:`settle_lines`: each reaches one pixel further into a line (sketched lines are 1-3 px wide)."""
+
+
+def settle_lines(fill: torch.Tensor, sketches: torch.Tensor, passes: int = SETTLE_PASSES) -> torch.Tensor:
+    """The pixels on a sketch's lines given the mean of their 3x3 neighbours off the lines, both sides of the
+    edge the line draws: what a pixel on an edge is nearest to on average. The fills leave these pixels out of
+    their equations (a line is a barrier: nothing flows into or out of it), so without this they keep whatever
+    value the solver started them at (the biharmonic fill never updates them). A pixel is on a line where the
+    sketch exceeds one half. Each pass is a Jacobi step: every line pixel next to an open or an already settled
+    pixel takes the mean of those (itself included once settled), so a second pass reaches the middle of lines
+    3 pixels wide and smooths the values along the line. fill (B,C,H,W); sketches (B,1,H,W) -> (B,C,H,W).
+    """
+    on = sketches > 0.5
+    open_ = (~on).to(fill.dtype)
+    ring = fill.new_ones(1, 1, 3, 3)
+    channels = fill.shape[1]
+    for _ in range(passes):
+        count = F.conv2d(F.pad(open_, (1, 1, 1, 1)), ring)
+        total = F.conv2d(F.pad(fill * open_, (1, 1, 1, 1)), ring.expand(channels, 1, 3, 3), groups=channels)
+        reached = on & (count > 0.5)
+        fill = torch.where(reached, total / count.clamp_min(1.0), fill)
+        open_ = torch.maximum(open_, reached.to(fill.dtype))
+    return fill
 
 
 def _biharmonic_steps(

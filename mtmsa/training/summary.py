@@ -29,6 +29,7 @@ BASELINE_LABELS = {
     "telea": "OpenCV Telea",
     "ns": "OpenCV Navier-Stokes",
     "biharmonic": "biharmonic fill (scikit-image)",
+    "bounded_biharmonic": "biharmonic fill within the border's range",
     "mean": "the mean colour fill",
 }
 """The classical fills a run is compared with (``model.validation_baselines``), as the summary names them."""

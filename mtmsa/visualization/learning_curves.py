@@ -25,6 +25,7 @@ FILL_NAMES = {
     "telea": "Telea",
     "ns": "Navier-Stokes",
     "biharmonic": "biharmonic fill (scikit-image)",
+    "bounded_biharmonic": "bounded biharmonic fill",
 }
 BLEND_LABEL = "its learned blend alone"
 

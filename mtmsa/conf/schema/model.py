@@ -23,7 +23,7 @@ TEMPERATURE_MODES = ("constant", "learned_scalar", "learned_map")
 MERGES = ("replace_hole", "gated_residual")
 MATCHINGS = ("footprint", "projections")
 INITIAL_FILLS = ("harmonic", "pull_push", "none")
-BASELINES = ("mean", "telea", "ns", "pull_push", "harmonic", "biharmonic")
+BASELINES = ("mean", "telea", "ns", "pull_push", "harmonic", "biharmonic", "bounded_biharmonic")
 """The classical fills (mtmsa.evaluation.baselines.BASELINES): evaluate's baseline, validation's comparisons."""
 METRICS = ("psnr", "psnr_hole", "ssim", "ssim_hole", "l1", "l1_hole")
 """What validation logs as ``val/<name>`` (mtmsa.evaluation.metrics.METRIC_NAMES)."""
