@@ -11,9 +11,9 @@ with each image's own sketch, and scores in the hole: the initial fill (harmonic
     python experiments/what_learns.py --fills --tension 0.1   # the biharmonic fill as a spline in tension
 
 Prints one markdown table: hole PSNR (dB) / hole L1 per image, averaged, in [0, 1] units. ``--fills`` prints
-another: the harmonic and the biharmonic fill, each without and with the sketch's lines as barriers, and the
-best of them chosen per pixel with the real image's help (an oracle: the most any per-pixel choice among
-them could reach, not something a model can).
+another: the harmonic and the biharmonic fill (also kept within the border's range, ``bounded``), each without
+and with the sketch's lines as barriers, and the best of the first two chosen per pixel with the real image's
+help (an oracle: the most any per-pixel choice among them could reach, not something a model can).
 """
 
 from __future__ import annotations
@@ -68,11 +68,17 @@ def fill_rows(split: str, tension: float = 0.0) -> list[str]:
     lines = sketches.amax(dim=1, keepdim=True)
     harmonic_lines, biharmonic_lines = smooth_fills(known, masks, sketches=lines, tension=tension)
     pair, pair_lines = [harmonic, biharmonic], [harmonic_lines, biharmonic_lines]
+    bounded = smooth_fills(known, masks, harmonic=False, tension=tension, bounded=True)[1]
+    bounded_lines = smooth_fills(known, masks, sketches=lines, harmonic=False, tension=tension, bounded=True)[
+        1
+    ]
     fills = {
         "harmonic": harmonic,
         "biharmonic": biharmonic,
+        "biharmonic within the border's range": bounded,
         "harmonic, the sketch as barriers": harmonic_lines,
         "biharmonic, the sketch as barriers": biharmonic_lines,
+        "biharmonic within the border's range, the sketch as barriers": bounded_lines,
         "per-pixel best of the two without the sketch": per_pixel_best(pair, images),
         "per-pixel best of the two with the sketch": per_pixel_best(pair_lines, images),
         "per-pixel best of all four": per_pixel_best(pair + pair_lines, images),
