@@ -51,9 +51,14 @@ def candidate_fills(
     """The fills named by ``letters`` (see the module docstring), each (B,3,H,W); ``tension`` the biharmonic
     fills' (:func:`~mtmsa.models.initial_fill.biharmonic_fill`)."""
     lines = sketches.amax(dim=1, keepdim=True)
-    fills = dict(zip("hb", smooth_fills(known, masks, sketches=lines, tension=tension), strict=True))
-    if "c" in letters:
-        fills["c"] = smooth_fills(known, masks, sketches=lines, harmonic=False, bounded=True)[1]
+    bounded_only = "c" in letters and "b" not in letters  # one biharmonic solve: the bounded one
+    second = "c" if bounded_only else "b"
+    pair = smooth_fills(known, masks, sketches=lines, tension=tension, bounded=bounded_only)
+    fills = dict(zip("h" + second, pair, strict=True))
+    if "c" in letters and "c" not in fills:
+        fills["c"] = smooth_fills(
+            known, masks, sketches=lines, harmonic=False, tension=tension, bounded=True
+        )[1]
     if set(letters) & set("HB"):
         fills.update(zip("HB", smooth_fills(known, masks, tension=tension), strict=True))
     return [fills[letter] for letter in letters]
@@ -76,9 +81,8 @@ def with_stroke_context(masks: torch.Tensor, sketches: torch.Tensor, enabled: bo
     for _ in range(STROKE_REACH):
         distance = distance + (1.0 - reached)
         reached = F.max_pool2d(reached, 3, 1, 1)
-    coverage = (lines * masks).sum(dim=(2, 3), keepdim=True) / masks.sum(dim=(2, 3), keepdim=True).clamp_min(
-        1
-    )
+    hole_pixels = masks.sum(dim=(2, 3), keepdim=True).clamp_min(1)
+    coverage = (lines * masks).sum(dim=(2, 3), keepdim=True) / hole_pixels
     return torch.cat([sketches, distance / STROKE_REACH, (10.0 * coverage).expand_as(lines)], dim=1)
 
 

@@ -68,10 +68,10 @@ def fill_rows(split: str, tension: float = 0.0) -> list[str]:
     lines = sketches.amax(dim=1, keepdim=True)
     harmonic_lines, biharmonic_lines = smooth_fills(known, masks, sketches=lines, tension=tension)
     pair, pair_lines = [harmonic, biharmonic], [harmonic_lines, biharmonic_lines]
-    bounded = smooth_fills(known, masks, harmonic=False, tension=tension, bounded=True)[1]
-    bounded_lines = smooth_fills(known, masks, sketches=lines, harmonic=False, tension=tension, bounded=True)[
-        1
-    ]
+    _, bounded = smooth_fills(known, masks, harmonic=False, tension=tension, bounded=True)
+    _, bounded_lines = smooth_fills(
+        known, masks, sketches=lines, harmonic=False, tension=tension, bounded=True
+    )
     fills = {
         "harmonic": harmonic,
         "biharmonic": biharmonic,

@@ -158,12 +158,10 @@ def border_bounds(
     border reaches (it carries that piece's slope across the pocket), and these bounds catch it. Known pixels
     hold their neighbourhood's least and greatest known value. Other arguments as :func:`pull_push_fill`.
     """
-    holes = masks.bool().expand_as(images)
-    window = 2 * radius + 1
+    holes, window = masks.bool(), 2 * radius + 1
     high = F.max_pool2d(images.masked_fill(holes, -2.0), window, 1, radius)
     low = -F.max_pool2d((-images).masked_fill(holes, -2.0), window, 1, radius)
-    bounds = torch.cat([low, high], dim=1).masked_fill(holes.repeat(1, 2, 1, 1), 0.0)
-    low, high = harmonic_fill(bounds, masks, levels, sketches).chunk(2, dim=1)
+    low, high = harmonic_fill(torch.cat([low, high], dim=1), masks, levels, sketches).chunk(2, dim=1)
     return low, high
 
 
@@ -183,16 +181,19 @@ def smooth_fills(
     pyramid, top = _pull(images, masks, levels, sketches)
     as_graph = levels is not None
     holes = masks.bool()
+
+    def in_holes(fill: torch.Tensor) -> torch.Tensor:
+        return torch.where(holes, fill if sketches is None else settle_lines(fill, sketches), images)
+
     first = second = None
     if harmonic:
-        first = _push(pyramid, top, HARMONIC_SMOOTHING_STEPS, 0, as_graph)
-        first = torch.where(holes, first if sketches is None else settle_lines(first, sketches), images)
+        first = in_holes(_push(pyramid, top, HARMONIC_SMOOTHING_STEPS, 0, as_graph))
     if biharmonic:
         second = _push(pyramid, top, 0, BIHARMONIC_CG_STEPS, as_graph, tension).clamp(-1.0, 1.0)
         if bounded:
             low, high = border_bounds(images, masks, levels, sketches)
             second = torch.minimum(torch.maximum(second, low), high)
-        second = torch.where(holes, second if sketches is None else settle_lines(second, sketches), images)
+        second = in_holes(second)
     return first, second
 
 
