@@ -24,8 +24,7 @@ from pathlib import Path
 import torch
 
 from mtmsa.evaluate import evaluation_datamodule
-from mtmsa.evaluation.evaluator import HOLE_L1, HOLE_PSNR
-from mtmsa.evaluation.metrics import per_image_metrics
+from mtmsa.evaluation.metrics import HOLE_L1, HOLE_PSNR, per_image_metrics
 from mtmsa.inference.pretrained import load_pretrained
 from mtmsa.models.initial_fill import smooth_fills
 from mtmsa.utils.config import compose_config

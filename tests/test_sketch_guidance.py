@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 import kornia
+import pytest
 import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
@@ -13,7 +14,7 @@ from omegaconf import OmegaConf
 from mtmsa.conf import CONFIG_DIR
 from mtmsa.data.datamodule import build_datamodule
 from mtmsa.evaluation.metrics import per_image_metrics
-from mtmsa.evaluation.sketch_fidelity import SketchFidelity, sketch_fidelity
+from mtmsa.evaluation.sketch_fidelity import SketchFidelity, SketchLift, sketch_fidelity
 from mtmsa.inference.checkpoints import build_generator
 from mtmsa.models.generator import InpaintGenerator
 from mtmsa.models.initial_fill import harmonic_fill
@@ -41,6 +42,26 @@ def test_fidelity_is_the_share_of_drawn_hole_pixels_on_an_edge():
     half[..., :8, 8:] = 1.0  # the edge drawn in the upper half only
     assert 0.3 < sketch_fidelity(half, sketches, masks).item() < 0.7
     assert math.isnan(sketch_fidelity(image, torch.zeros_like(sketches), masks).item())
+
+
+def test_lift_is_the_mean_per_image_gain_with_its_standard_error():
+    """Lifts 1, 2, 3 and 6 dB: mean 3, sample standard deviation sqrt(14 / 3), standard error half of that; a
+    bucket of one image has a lift but no error."""
+    masks = torch.zeros(5, 1, 10, 10)
+    masks[:4, :, 2:7, 2:6] = 1.0  # 20% holes
+    masks[4, :, 0:5, 0:10] = 1.0  # 50%
+    metric = SketchLift(buckets=((0.2, 0.3), (0.5, 0.6)))
+    without = torch.tensor([20.0, 21.0, 22.0, 23.0, 30.0])
+    metric.update(without + torch.tensor([1.0, 2.0, 3.0, 6.0, -0.5]), without, masks)
+    values = metric.compute()
+    assert values.counts == (4, 1, 5)
+    assert values["sketch_lift_psnr_hole_20-30%"] == pytest.approx(3.0)
+    assert values["sketch_lift_psnr_hole_se_20-30%"] == pytest.approx(math.sqrt(14 / 3) / 2, rel=1e-5)
+    assert values["sketch_lift_psnr_hole_50-60%"] == pytest.approx(-0.5)
+    assert values["sketch_lift_psnr_hole_se_50-60%"] is None
+    lifts = torch.tensor([1.0, 2.0, 3.0, 6.0, -0.5])
+    assert values["sketch_lift_psnr_hole"] == pytest.approx(float(lifts.mean()))
+    assert values["sketch_lift_psnr_hole_se"] == pytest.approx(float(lifts.std() / math.sqrt(5)), rel=1e-5)
 
 
 def test_fidelity_metric_skips_images_without_a_drawn_line_in_the_hole():

@@ -54,6 +54,7 @@ def test_short_run_writes_checkpoints_previews_and_metrics(tmp_path, sample_data
         "val/l1_hole_blend",
         "val/psnr_hole_sketch",
         "val/sketch_lift_psnr_hole",
+        "val/sketch_lift_psnr_hole_se",
         "val/sketch_fidelity_without",
     ):
         assert name in logged

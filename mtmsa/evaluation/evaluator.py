@@ -14,9 +14,9 @@ from mtmsa.evaluation.baselines import BASELINES
 from mtmsa.evaluation.buckets import DEFAULT_BUCKETS, BucketedValues, metric_key
 from mtmsa.evaluation.fid import FID
 from mtmsa.evaluation.lpips import LPIPS, lpips_unavailable_reason
-from mtmsa.evaluation.metrics import METRIC_NAMES, InpaintingMetrics
+from mtmsa.evaluation.metrics import HOLE_L1, HOLE_PSNR, METRIC_NAMES, InpaintingMetrics
 from mtmsa.evaluation.outside import PredictionFolder
-from mtmsa.evaluation.sketch_fidelity import FIDELITY_NAMES, SketchFidelity
+from mtmsa.evaluation.sketch_fidelity import FIDELITY_NAMES, LIFT, LIFT_ERROR, SketchFidelity, SketchLift
 from mtmsa.inference.pretrained import load_pretrained
 from mtmsa.utils.errors import UserInputError
 from mtmsa.utils.images import composite, hole_ratio, to_unit_range
@@ -25,11 +25,12 @@ COLUMNS = ("hole ratio", "images", *METRIC_NAMES, "fid", "lpips", *(f"{name}_std
 SKETCH_COLUMNS = (
     "psnr_hole_without_sketch",
     "l1_hole_without_sketch",
-    "sketch_lift_psnr_hole",
+    LIFT,
+    LIFT_ERROR,
     *FIDELITY_NAMES,
 )
-"""With sketches, the same holes filled again without them: the lift in hole PSNR, and the share of the drawn
-line that shows up as an edge with the sketch, without it and in the real image (over images whose sketch
+"""With sketches, the same holes filled again without them: the lift in hole PSNR with its standard error, and
+the share of the drawn line that shows up as an edge with the sketch, without it and in the real image (over images whose sketch
 reaches into the hole)."""
 Fill = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 """``fill(images, masks, sketches, indices) -> completed images``: (B,3,H,W) in [-1, 1], known pixels
@@ -79,9 +80,6 @@ def build_fill(cfg: DictConfig, device: torch.device) -> tuple[Fill, dict[str, A
     }
 
 
-HOLE_PSNR, HOLE_L1 = METRIC_NAMES.index("psnr_hole"), METRIC_NAMES.index("l1_hole")
-
-
 def _number(value: Any) -> float | None:
     return None if value is None else float(value)
 
@@ -93,6 +91,7 @@ class Evaluation:
         self.pixels = InpaintingMetrics(DEFAULT_BUCKETS, spread=True).to(device)
         self.unguided = InpaintingMetrics(DEFAULT_BUCKETS).to(device) if guided else None
         self.fidelity = SketchFidelity(DEFAULT_BUCKETS).to(device) if guided else None
+        self.lift = SketchLift(DEFAULT_BUCKETS).to(device) if guided else None
         self.fid = FID(DEFAULT_BUCKETS, min_images=cfg.fid_min_images).to(device) if cfg.fid else None
         self.fid_min_images = int(cfg.fid_min_images)
         self.lpips_missing = (
@@ -122,10 +121,11 @@ class Evaluation:
         for metric in (self.fid, self.lpips):
             if metric is not None:
                 metric.update(preds, target, masks)
-        if self.unguided is not None and self.fidelity is not None:
+        if self.unguided is not None and self.fidelity is not None and self.lift is not None:
             without = to_unit_range(unguided)
             unguided_values = self.unguided.update(without, target, masks)
             self.fidelity.update(preds, without, target, sketches, masks)
+            self.lift.update(values[:, HOLE_PSNR], unguided_values[:, HOLE_PSNR], masks)
             values = torch.cat([values, unguided_values[:, [HOLE_PSNR, HOLE_L1]]], dim=1)
         if names is not None:
             for name, ratio, row in zip(names, hole_ratio(masks).tolist(), values.tolist(), strict=True):
@@ -164,10 +164,10 @@ class Evaluation:
     def _sketch_values(self, guided: BucketedValues) -> BucketedValues:
         """:data:`SKETCH_COLUMNS` for each bucket of ``guided`` (the fidelity None where no image's sketch reached
         into the hole)."""
-        unguided, fidelity = self.unguided.compute(), self.fidelity.compute()
+        unguided, fidelity, lift = self.unguided.compute(), self.fidelity.compute(), self.lift.compute()
         rows = []
-        for with_sketch, without, drawn, count in zip(
-            guided.values, unguided.values, fidelity.values, fidelity.counts, strict=True
+        for without, lifted, drawn, count in zip(
+            unguided.values, lift.values, fidelity.values, fidelity.counts, strict=True
         ):
             if without is None:
                 rows.append(None)
@@ -175,7 +175,7 @@ class Evaluation:
             row = {
                 "psnr_hole_without_sketch": without["psnr_hole"],
                 "l1_hole_without_sketch": without["l1_hole"],
-                "sketch_lift_psnr_hole": with_sketch["psnr_hole"] - without["psnr_hole"],
+                **(lifted or {}),
             }
             rows.append(
                 {**row, **{name: (drawn or {}).get(name) if count else None for name in FIDELITY_NAMES}}
@@ -204,6 +204,8 @@ class Evaluation:
             notes.append(
                 "Sketches: every metric with each image's sketch; *_without_sketch the same holes filled without "
                 "it; sketch_fidelity*: share of the sketch's hole pixels on an output edge (with, without the "
-                "sketch, and in the real image), over the images whose sketch reaches into the hole."
+                "sketch, and in the real image), over the images whose sketch reaches into the hole; "
+                f"{LIFT_ERROR}: the lift's standard error over the images, which treats them as independent "
+                "(tiles of the same few photos are not: then it understates the uncertainty)."
             )
         return notes

@@ -17,6 +17,8 @@ from torchmetrics.functional.image import structural_similarity_index_measure
 from mtmsa.evaluation.buckets import DEFAULT_BUCKETS, Bucketed, BucketedValues
 
 METRIC_NAMES = ("psnr", "psnr_hole", "ssim", "ssim_hole", "l1", "l1_hole")
+HOLE_PSNR, HOLE_L1 = METRIC_NAMES.index("psnr_hole"), METRIC_NAMES.index("l1_hole")
+"""Columns of :func:`per_image_metrics`' rows."""
 
 
 def psnr_from_mse(mse: torch.Tensor) -> torch.Tensor:

@@ -20,7 +20,7 @@ def _cell(value: Any, column: str, results: dict[str, Any]) -> str:
         return "unavailable" if column == "lpips" and results["metrics"].get("lpips") is None else "n/a"
     if isinstance(value, float):
         if column.startswith("sketch_lift"):
-            return f"{value:+.3f}"
+            return f"{value:.3f}" if column.endswith("_se") else f"{value:+.3f}"
         return (
             f"{value:.4f}"
             if column.startswith(("ssim", "l1", "lpips", "sketch_fidelity"))

@@ -11,9 +11,8 @@ import torch
 from torch import nn
 
 from mtmsa.evaluation.baselines import BASELINES
-from mtmsa.evaluation.buckets import BucketedValues
-from mtmsa.evaluation.metrics import HeadStatistics, InpaintingMetrics, bucket_table
-from mtmsa.evaluation.sketch_fidelity import SketchFidelity
+from mtmsa.evaluation.metrics import HOLE_PSNR, HeadStatistics, InpaintingMetrics, bucket_table
+from mtmsa.evaluation.sketch_fidelity import SketchFidelity, SketchLift
 from mtmsa.models.generator import GeneratorOutput
 from mtmsa.models.losses import InpaintingLoss, hinge_discriminator_loss, hole_l1
 from mtmsa.training.dashboards import (
@@ -99,6 +98,7 @@ class InpaintingModule(pl.LightningModule):
         self.val_metrics = InpaintingMetrics()
         self.val_sketch_metrics = InpaintingMetrics(buckets=())
         self.val_sketch_fidelity = SketchFidelity(buckets=())
+        self.val_sketch_lift = SketchLift(buckets=())
         # With a learned base (model.generator.fill_blend), the base alone is scored too: what the networks'
         # residuals add to it is the model's score minus this one.
         self.learned_base = getattr(self.generator, "fill_blend", None) is not None
@@ -251,13 +251,14 @@ class InpaintingModule(pl.LightningModule):
             output = generator(images, masks, unguided)
         completed = to_unit_range(composite(output.refined, images, masks))
         target = to_unit_range(images)
-        self.val_metrics.update(completed, target, masks)
+        unguided_values = self.val_metrics.update(completed, target, masks)
         if self.learned_base:
             self.val_base_metrics.update(to_unit_range(composite(output.base, images, masks)), target, masks)
         if sketches.any():
             guided = to_unit_range(composite(generator(images, masks, sketches).refined, images, masks))
-            self.val_sketch_metrics.update(guided, target, masks)
+            guided_values = self.val_sketch_metrics.update(guided, target, masks)
             self.val_sketch_fidelity.update(guided, completed, target, sketches, masks)
+            self.val_sketch_lift.update(guided_values[:, HOLE_PSNR], unguided_values[:, HOLE_PSNR], masks)
         if not self.baseline_scores:
             for name, metric in self.val_baselines.items():
                 metric.update(to_unit_range(BASELINES[name](images, masks)), target, masks)
@@ -281,7 +282,7 @@ class InpaintingModule(pl.LightningModule):
             base = self.val_base_metrics.compute()
             logged.update({f"val/{metric}_blend": base[metric] for metric in ("psnr_hole", "l1_hole")})
         logged.update({f"attention/{name}": value for name, value in self.attention_statistics.items()})
-        logged.update(self._sketch_metrics(values))
+        logged.update(self._sketch_metrics())
         if self.val_temperature.update_count:
             temperatures = self.val_temperature.compute()
             logged.update({f"temperature/{k}": v for k, v in temperatures.items()})
@@ -293,19 +294,23 @@ class InpaintingModule(pl.LightningModule):
             self.val_metrics,
             self.val_sketch_metrics,
             self.val_sketch_fidelity,
+            self.val_sketch_lift,
             self.val_base_metrics,
             *self.val_baselines.values(),
         ):
             metric.reset()
 
-    def _sketch_metrics(self, unguided: BucketedValues) -> dict[str, torch.Tensor]:
+    def _sketch_metrics(self) -> dict[str, torch.Tensor]:
         """``val/psnr_hole_sketch`` and ``val/l1_hole_sketch`` (the images filled with their own sketches), the lift
-        ``val/sketch_lift_psnr_hole`` over the unguided fill, and the fidelities; empty without sketches."""
+        ``val/sketch_lift_psnr_hole`` over the unguided fill with its standard error ``val/sketch_lift_psnr_hole_se``
+        (none for a single image), and the fidelities; empty without sketches."""
         guided = self.val_sketch_metrics.compute()
         if not guided.counts[-1]:
             return {}
         logged = {f"val/{name}_sketch": guided[name] for name in ("psnr_hole", "l1_hole")}
-        logged["val/sketch_lift_psnr_hole"] = guided["psnr_hole"] - unguided["psnr_hole"]
+        logged.update(
+            {f"val/{name}": v for name, v in self.val_sketch_lift.compute().total.items() if v is not None}
+        )
         fidelity = self.val_sketch_fidelity.compute()
         if fidelity.counts[-1]:
             logged.update({f"val/{name}": value for name, value in fidelity.total.items()})
