@@ -106,6 +106,30 @@ def test_base_is_the_output_the_networks_residuals_move_from() -> None:
     assert (output.base[hole] - output.initial_fill[hole]).abs().max() > 0.01
 
 
+def test_the_bounded_biharmonic_fill_is_the_blends_third_candidate() -> None:
+    """With ``fill_blend_bounded`` the blend weighs three fills; given all the weight, the third is the
+    biharmonic fill kept within its border's range (as the ``bounded_biharmonic`` baseline computes it, the
+    sketch's lines as barriers), which differs from the plain biharmonic fill on random images."""
+    images, masks, sketches = make_batch(2, 32)
+    model = InpaintGenerator(
+        width=WIDTH, initial_fill="harmonic", sketch_barriers=True, fill_blend=True, fill_blend_bounded=True
+    ).eval()
+    assert model.fill_blend.weight.out_channels == 2
+    nn.init.zeros_(model.fill_blend.weight.weight)
+    nn.init.constant_(model.fill_blend.weight.bias, -30.0)
+    model.fill_blend.weight.bias.data[1] = 30.0  # all of the weight on the third fill
+    with torch.no_grad():
+        base = model(images, masks, sketches).base
+    known = images * (1 - masks)
+    _, bounded = smooth_fills(known, masks, sketches=sketches, harmonic=False, bounded=True)
+    _, plain = smooth_fills(known, masks, sketches=sketches, harmonic=False)
+    hole = masks.bool().expand_as(images)
+    assert (base[hole] - bounded[hole]).abs().max() < 1e-5
+    assert (base[hole] - plain[hole]).abs().max() > 0.1
+    with pytest.raises(ValueError, match="fill_blend_bounded=true needs fill_blend=true"):
+        InpaintGenerator(width=WIDTH, initial_fill="harmonic", fill_blend_bounded=True)
+
+
 def test_pull_push_fill_interpolates_smoothly_and_keeps_known_pixels() -> None:
     ys, xs = torch.meshgrid(torch.linspace(-1, 1, 37), torch.linspace(-1, 1, 45), indexing="ij")
     ramp = (0.6 * xs + 0.3 * ys)[None, None].expand(1, 3, 37, 45)

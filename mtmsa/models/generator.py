@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mtmsa.models.fill_blend import FillBlend
-from mtmsa.models.initial_fill import pull_push_fill, smooth_fills
+from mtmsa.models.initial_fill import pull_push_fill, smooth_fills, within_border_range
 from mtmsa.models.layers import OUTPUT_INIT_STD, GatedConv2d, GatedUpConv2d
 from mtmsa.models.outputs import AttentionOutput
 from mtmsa.utils.images import composite, masked_input
@@ -147,6 +147,9 @@ class InpaintGenerator(nn.Module):
             and the biharmonic fill (:class:`~mtmsa.models.fill_blend.FillBlend`, part of the generator),
             starting at the harmonic one; ``initial_fill`` of the output stays the harmonic fill, what the
             untrained generator returns (to 1.8 % of the two fills' difference).
+        fill_blend_bounded: with ``fill_blend``, a third fill to blend: the biharmonic one kept within its
+            border's range (:func:`~mtmsa.models.initial_fill.within_border_range`, which stops it overshooting
+            where lines wall off a pocket of the hole). False here, for the checkpoints saved before it existed.
 
     Height and width of the inputs must be divisible by ``size_multiple``.
     """
@@ -164,6 +167,7 @@ class InpaintGenerator(nn.Module):
         initial_fill: str = "pull_push",
         sketch_barriers: bool = False,
         fill_blend: bool = False,
+        fill_blend_bounded: bool = False,
     ) -> None:
         super().__init__()
         if width < 2:
@@ -180,10 +184,17 @@ class InpaintGenerator(nn.Module):
             raise ValueError(
                 f"InpaintGenerator fill_blend=true needs initial_fill='harmonic', got {initial_fill!r}"
             )
+        if fill_blend_bounded and not fill_blend:
+            raise ValueError("InpaintGenerator fill_blend_bounded=true needs fill_blend=true")
         self.in_channels = in_channels
         self.initial_fill = initial_fill
         self.sketch_barriers = sketch_barriers
-        self.fill_blend = FillBlend(sketch_channels=in_channels - 4) if fill_blend else None
+        self.fill_blend = (
+            FillBlend(sketch_channels=in_channels - 4, candidates=3 if fill_blend_bounded else 2)
+            if fill_blend
+            else None
+        )
+        self.fill_blend_bounded = fill_blend_bounded
         self.coarse = nn.Sequential(
             _encoder(in_channels, width), _dilated_stack(4 * width), _decoder(4 * width, width)
         )
@@ -198,14 +209,16 @@ class InpaintGenerator(nn.Module):
         known = masked_input(images, masks)
         if self.initial_fill == "harmonic":
             lines = sketches.amax(dim=1, keepdim=True) if self.sketch_barriers and sketches.shape[1] else None
-            initial, biharmonic = smooth_fills(
+            initial, *others = smooth_fills(
                 known, masks, self.initial_fill_levels, lines, biharmonic=self.fill_blend is not None
             )
+            if self.fill_blend_bounded:
+                others.append(within_border_range(others[0], known, masks, self.initial_fill_levels, lines))
         elif self.initial_fill == "pull_push":
-            initial, biharmonic = pull_push_fill(known, masks, self.initial_fill_levels), None
+            initial, others = pull_push_fill(known, masks, self.initial_fill_levels), [None]
         else:
-            initial, biharmonic = torch.zeros_like(known), None
-        base = initial if biharmonic is None else self.fill_blend(known, masks, sketches, initial, biharmonic)
+            initial, others = torch.zeros_like(known), [None]
+        base = initial if others[0] is None else self.fill_blend(known, masks, sketches, initial, *others)
         coarse = residual_output(self.coarse(torch.cat([known, masks, sketches], dim=1)), base)
         blended = composite(coarse, known, masks)
         refined, aux = self.refinement(torch.cat([blended, masks, sketches], dim=1), masks, known)

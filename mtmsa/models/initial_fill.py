@@ -189,12 +189,25 @@ def smooth_fills(
     if harmonic:
         first = in_holes(_push(pyramid, top, HARMONIC_SMOOTHING_STEPS, 0, as_graph))
     if biharmonic:
-        second = _push(pyramid, top, 0, BIHARMONIC_CG_STEPS, as_graph, tension).clamp(-1.0, 1.0)
+        second = in_holes(_push(pyramid, top, 0, BIHARMONIC_CG_STEPS, as_graph, tension).clamp(-1.0, 1.0))
         if bounded:
-            low, high = border_bounds(images, masks, levels, sketches)
-            second = torch.minimum(torch.maximum(second, low), high)
-        second = in_holes(second)
+            second = within_border_range(second, images, masks, levels, sketches)
     return first, second
+
+
+def within_border_range(
+    fill: torch.Tensor,
+    images: torch.Tensor,
+    masks: torch.Tensor,
+    levels: int | None = None,
+    sketches: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """``fill``'s hole pixels kept within :func:`border_bounds` (the nearby border's range on their side of the
+    sketch's lines), the known pixels those of ``images``, the pixels on the lines settled again
+    (:func:`settle_lines`) from the kept values. fill, images (B,C,H,W); masks, sketches (B,1,H,W)."""
+    low, high = border_bounds(images, masks, levels, sketches)
+    kept = torch.where(masks.bool(), torch.minimum(torch.maximum(fill, low), high), images)
+    return kept if sketches is None else settle_lines(kept, sketches)
 
 
 SETTLE_PASSES = 2

@@ -113,6 +113,7 @@ TARGETS = {
             "initial_fill": Text(choices=INITIAL_FILLS),
             "sketch_barriers": Boolean(),
             "fill_blend": Boolean(),
+            "fill_blend_bounded": Boolean(),
         },
     ),
     "mtmsa.models.discriminator.PatchDiscriminator": Schema(
