@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import torch
+
 from mtmsa import __version__
 from mtmsa.inference.checkpoints import TrainedGenerator
 
@@ -14,7 +16,16 @@ CARD_METRICS = ("psnr", "ssim", "l1", "psnr_hole", "ssim_hole", "l1_hole", "fid"
 METRIC_NAME = re.compile(r"val/([a-z0-9_]+?)(?:_(\d+-\d+%))?")
 
 
-_BLENDED = ", blended per pixel with the biharmonic fill by a learned weight (`fill_blend`)"
+def _blended(generator: torch.nn.Module) -> str:
+    """What the initial fill is blended with, if anything (``fill_blend``, ``fill_blend_bounded``)."""
+    if getattr(generator, "fill_blend", None) is None:
+        return ""
+    bounded = (
+        " and with it kept within its border's range"
+        if getattr(generator, "fill_blend_bounded", False)
+        else ""
+    )
+    return f", blended per pixel with the biharmonic fill{bounded} by learned weights (`fill_blend`)"
 
 
 def model_card(trained: TrainedGenerator, training: dict[str, Any]) -> str:
@@ -30,7 +41,7 @@ def model_card(trained: TrainedGenerator, training: dict[str, Any]) -> str:
         f"DeepFill-v2-style two-stage gated-convolution generator, width "
         f"{config['model']['generator'].get('width', 48)}, {parameters:,} parameters (EMA weights when the "
         f"run kept them). Initial fill: `{getattr(generator, 'initial_fill', 'pull_push')}`"
-        f"{_BLENDED if getattr(generator, 'fill_blend', None) is not None else ''}. Input: an RGB "
+        f"{_blended(generator)}. Input: an RGB "
         "image in [-1, 1] with the hole blanked, the mask (1 = hole) and a sketch (1 on a stroke, zeros "
         f"without guidance); height and width multiples of {generator.size_multiple}. Output: the refined "
         "prediction; paste it into the hole, known pixels stay the input's.",
