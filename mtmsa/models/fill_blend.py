@@ -6,6 +6,8 @@ texture and edges the values), and a small network can learn to tell: on the bun
 blend, started at the harmonic fill and trained on the training tiles, beats that fill on both held-out sets
 (``experiments/README.md``, "Learning"). A generator network would have to compute the biharmonic
 extrapolation itself, a global linear solve, to do the same; handed both fills, it only has to choose.
+With ``candidates=3`` the generator hands it a third fill, the biharmonic one kept within its border's range
+(``model.generator.fill_blend_bounded``).
 """
 
 from __future__ import annotations

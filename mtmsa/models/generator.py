@@ -10,7 +10,8 @@ see :mod:`mtmsa.models.initial_fill`; ``"none"``: 0) and the refinement's base i
 into the known pixels. The last convolution of each decoder starts near zero, so the untrained generator
 returns nearly the initial fill, and training only has to learn what a smooth interpolation misses
 (texture, structure, distant context). With ``fill_blend`` the coarse stage's base is itself learned: a
-per-pixel blend of the harmonic and the biharmonic fill that starts at the harmonic one.
+per-pixel blend of the harmonic and the biharmonic fill (with ``fill_blend_bounded`` also the biharmonic one
+kept within its border's range) that starts at the harmonic one.
 
 The attention module is not imported here: the generator receives a factory called as
 ``attention(channels=4 * width, guide_channels=48)`` whose module maps
