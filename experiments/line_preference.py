@@ -21,7 +21,6 @@ import argparse
 
 import torch
 import torch.nn.functional as F
-from what_learns import hole_scores  # this folder's script: the same scores
 
 from mtmsa.evaluate import evaluation_datamodule, image_names
 from mtmsa.evaluation.metrics import HOLE_PSNR, per_image_metrics
@@ -73,41 +72,33 @@ def report(split: str, near: int) -> None:
         "biharmonic": (biharmonic, biharmonic_lines),
         "bounded biharmonic": (bounded, bounded_lines),
     }
-    for distance in DISTANCES:
+    rule_name = "harmonic within {} px of a line, else bounded".format
+    for distance in sorted({*DISTANCES, near}):
         weight = near_lines(lines, distance)
-        rule = weight * harmonic_lines + (1 - weight) * bounded_lines
-        fills[f"harmonic within {distance} px of a line, else bounded"] = (bounded, rule)
+        fills[rule_name(distance)] = (bounded, weight * harmonic_lines + (1 - weight) * bounded_lines)
+    psnr = {name: [per_image_psnr(fill, images, masks) for fill in pair] for name, pair in fills.items()}
     share = float(((lines > 0.5).float() * masks).sum() / masks.sum())
     print(
         f"\n{split}: {images.shape[0]} tiles of {len(set(photos))} photos, {share:.3f} of the hole on a line\n"
     )
     print("| fill | without the sketch | with it | lift |\n|---|---|---|---|")
-    for name, (without, with_sketch) in fills.items():
-        (before, _), (after, _) = hole_scores(without, images, masks), hole_scores(with_sketch, images, masks)
+    for name, (without, with_sketch) in psnr.items():
+        before, after = float(without.mean()), float(with_sketch.mean())
         print(f"| {name} | {before:.2f} | {after:.2f} | {after - before:+.2f} |")
 
-    psnr = {
-        name: per_image_psnr(fill, images, masks)
-        for name, fill in (
-            ("h", harmonic),
-            ("h_lines", harmonic_lines),
-            ("c", bounded),
-            ("c_lines", bounded_lines),
-        )
-    }
-    weight = near_lines(lines, near)
-    psnr["rule"] = per_image_psnr(weight * harmonic_lines + (1 - weight) * bounded_lines, images, masks)
+    (h, h_lines), (c, c_lines) = psnr["harmonic"], psnr["bounded biharmonic"]
+    rule = psnr[rule_name(near)][1]
     print(
         f"\n| photo | tiles | lift: harmonic | lift: bounded | rule at {near} px - bounded, with the sketch |"
     )
     print("|---|---|---|---|---|")
     for photo in dict.fromkeys(photos):
         chosen = torch.tensor([p == photo for p in photos])
-        lift_h = (psnr["h_lines"] - psnr["h"])[chosen].mean()
-        lift_c = (psnr["c_lines"] - psnr["c"])[chosen].mean()
-        gain = (psnr["rule"] - psnr["c_lines"])[chosen].mean()
+        lift_h = (h_lines - h)[chosen].mean()
+        lift_c = (c_lines - c)[chosen].mean()
+        gain = (rule - c_lines)[chosen].mean()
         print(f"| {photo} | {int(chosen.sum())} | {lift_h:+.2f} | {lift_c:+.2f} | {gain:+.2f} |")
-    lifts = psnr["c_lines"] - psnr["c"]
+    lifts = c_lines - c
     draws = torch.Generator().manual_seed(0)
     means = torch.stack(
         [lifts[torch.randint(0, len(lifts), (len(lifts),), generator=draws)].mean() for _ in range(2000)]

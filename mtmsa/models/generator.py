@@ -208,18 +208,21 @@ class InpaintGenerator(nn.Module):
         """
         self._check_inputs(images, masks, sketches)
         known = masked_input(images, masks)
+        others: list[torch.Tensor] = []  # the fills the blend weighs against the initial one
         if self.initial_fill == "harmonic":
             lines = sketches.amax(dim=1, keepdim=True) if self.sketch_barriers and sketches.shape[1] else None
-            initial, *others = smooth_fills(
+            initial, biharmonic = smooth_fills(
                 known, masks, self.initial_fill_levels, lines, biharmonic=self.fill_blend is not None
             )
+            if biharmonic is not None:
+                others.append(biharmonic)
             if self.fill_blend_bounded:
-                others.append(within_border_range(others[0], known, masks, self.initial_fill_levels, lines))
+                others.append(within_border_range(biharmonic, known, masks, self.initial_fill_levels, lines))
         elif self.initial_fill == "pull_push":
-            initial, others = pull_push_fill(known, masks, self.initial_fill_levels), [None]
+            initial = pull_push_fill(known, masks, self.initial_fill_levels)
         else:
-            initial, others = torch.zeros_like(known), [None]
-        base = initial if others[0] is None else self.fill_blend(known, masks, sketches, initial, *others)
+            initial = torch.zeros_like(known)
+        base = self.fill_blend(known, masks, sketches, initial, *others) if others else initial
         coarse = residual_output(self.coarse(torch.cat([known, masks, sketches], dim=1)), base)
         blended = composite(coarse, known, masks)
         refined, aux = self.refinement(torch.cat([blended, masks, sketches], dim=1), masks, known)

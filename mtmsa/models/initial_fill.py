@@ -189,9 +189,8 @@ def smooth_fills(
     if harmonic:
         first = in_holes(_push(pyramid, top, HARMONIC_SMOOTHING_STEPS, 0, as_graph))
     if biharmonic:
-        second = in_holes(_push(pyramid, top, 0, BIHARMONIC_CG_STEPS, as_graph, tension).clamp(-1.0, 1.0))
-        if bounded:
-            second = within_border_range(second, images, masks, levels, sketches)
+        second = _push(pyramid, top, 0, BIHARMONIC_CG_STEPS, as_graph, tension).clamp(-1.0, 1.0)
+        second = within_border_range(second, images, masks, levels, sketches) if bounded else in_holes(second)
     return first, second
 
 
