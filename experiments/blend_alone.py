@@ -20,6 +20,12 @@ PSNR / L1 without, with, and the lift.
     python experiments/blend_alone.py dataset.scale=[0.25,1.0]    # Hydra overrides of the training stream
     python experiments/blend_alone.py --tension 0.1 --width 32     # biharmonic fills in tension, a wider blend
     python experiments/blend_alone.py --stroke-context              # the distance to the sketch as an input
+    python experiments/blend_alone.py --hold-out-photo rocket       # leave one training photo out
+
+``--hold-out-photo`` trains on the training tiles of the other photographs and scores the blend, beside the two
+held-out sets, on that photo's tiles (their evaluation masks and edge sketches, no augmentation): one fold of a
+leave-one-photo-out cross-validation, which tells how the training photos judge a recipe without looking at
+either held-out set.
 
 Candidates, the first is where the blend starts: ``h`` / ``b`` the harmonic / biharmonic fill with the sketch's
 lines as barriers (the product's), ``c`` the biharmonic one within the border's range (``bounded``, also with
@@ -30,7 +36,10 @@ from __future__ import annotations
 
 import argparse
 import copy
+import tempfile
 import time
+from collections.abc import Callable
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -86,27 +95,59 @@ def with_stroke_context(masks: torch.Tensor, sketches: torch.Tensor, enabled: bo
     return torch.cat([sketches, distance / STROKE_REACH, (10.0 * coverage).expand_as(lines)], dim=1)
 
 
+FILL_NAMES = {
+    "h": "harmonic",
+    "b": "biharmonic",
+    "c": "bounded biharmonic",
+    "H": "harmonic, no barriers",
+    "B": "biharmonic, no barriers",
+}
+
+
 @torch.no_grad()
 def score(
-    blend: FillBlend,
+    fill: Callable[..., torch.Tensor],
     letters: str,
     tension: float,
-    stroke_context: bool,
     images: torch.Tensor,
     masks: torch.Tensor,
     sketches: torch.Tensor,
 ) -> str:
-    """ "PSNR / L1 without the sketch | with it | the lift" over a split's images."""
+    """ "PSNR / L1 without the sketch | with it | the lift" over a split's images, filled by
+    ``fill(known, masks, sketches, candidate fills)``."""
     known, results = masked_input(images, masks), {}
     for guided in (False, True):
         given = sketches if guided else torch.zeros_like(sketches)
-        fills = candidate_fills(letters, known, masks, given, tension)
-        filled = blend(known, masks, with_stroke_context(masks, given, stroke_context), *fills)
+        filled = fill(known, masks, given, candidate_fills(letters, known, masks, given, tension))
         results[guided] = hole_scores(filled, images, masks)
     (without, without_l1), (with_sketch, with_l1) = results[False], results[True]
     return (
         f"{without:.2f} / {without_l1:.4f} | {with_sketch:.2f} / {with_l1:.4f} | {with_sketch - without:+.2f}"
     )
+
+
+def candidate(index: int) -> Callable[..., torch.Tensor]:
+    """A ``fill`` for :func:`score`: the candidate fill ``index`` alone."""
+    return lambda known, masks, sketches, fills: fills[index]
+
+
+def photo_fold(cfg, photo: str, folder: Path) -> tuple[Path, Path]:
+    """Two tile lists in ``folder`` for leaving ``photo`` out of ``cfg``'s training list: the other photos'
+    tiles, and ``photo``'s (tiles are named ``<photo>_<index>``)."""
+    root = Path(cfg.dataset.root)
+    if cfg.dataset.train_list is None:
+        raise SystemExit("--hold-out-photo needs a training list (dataset.train_list); sample_long sets one")
+    tiles = (root / cfg.dataset.train_list).read_text().split()
+    left_out = [tile for tile in tiles if Path(tile).stem.rsplit("_", 1)[0] == photo]
+    if not left_out:
+        photos = sorted({Path(tile).stem.rsplit("_", 1)[0] for tile in tiles})
+        raise SystemExit(
+            f"--hold-out-photo {photo!r} has no tiles in the training list; choose one of {photos}"
+        )
+    lists = folder / "rest.txt", folder / "photo.txt"
+    lists[0].write_text("\n".join(tile for tile in tiles if tile not in left_out) + "\n")
+    lists[1].write_text("\n".join(left_out) + "\n")
+    return lists
 
 
 def main() -> None:
@@ -128,6 +169,11 @@ def main() -> None:
         default=None,
         help="of the scored moving average (default model.ema_decay; 0: none)",
     )
+    parser.add_argument(
+        "--hold-out-photo",
+        default=None,
+        help="train without this training photo's tiles and score them too (a name in dataset.train_list)",
+    )
     parser.add_argument("overrides", nargs="*", help="Hydra overrides of sample_long's training stream")
     args = parser.parse_args()
     if len(args.candidates) < 2 or set(args.candidates) - set("hbcHB"):
@@ -135,12 +181,19 @@ def main() -> None:
 
     torch.manual_seed(args.seed)
     torch.set_flush_denormal(True)
-    cfg = compose_config("train", ["experiment=sample_long", f"seed={args.seed}", *args.overrides])
+    overrides = ["experiment=sample_long", f"seed={args.seed}", *args.overrides]
+    cfg = compose_config("train", overrides)
+    folds = tempfile.TemporaryDirectory()
+    splits = {}
+    if args.hold_out_photo is not None:
+        rest, photo = photo_fold(cfg, args.hold_out_photo, Path(folds.name))
+        cfg = compose_config("train", [*overrides, f"dataset.train_list={rest}"])
+        splits[f"{args.hold_out_photo} (left out)"] = held_out(cfg.dataset.train_dir, file_list=photo)
+    splits |= {"validation tiles": held_out("val"), "holdout photos": held_out("holdout")}
     datamodule = build_datamodule(cfg, seed=args.seed)
     datamodule.prepare_data()
     datamodule.setup("fit")
     stream = datamodule.training_generator(torch.device("cpu"))
-    splits = {split: held_out(split) for split in ("val", "holdout")}
     blend = FillBlend(
         sketch_channels=3 if args.stroke_context else 1,
         width=args.width,
@@ -151,10 +204,17 @@ def main() -> None:
     ema_decay = float(cfg.model.ema_decay if args.ema_decay is None else args.ema_decay)
     averaged = copy.deepcopy(blend).requires_grad_(False).eval() if ema_decay else blend
 
-    print(
-        "| iterations | minutes | validation tiles: PSNR / L1 without the sketch | with it | lift | "
-        "holdout photos: without | with | lift |\n|---|---|---|---|---|---|---|---|"
-    )
+    columns = " | ".join(f"{name}: PSNR / L1 without the sketch | with it | lift" for name in splits)
+    print(f"| iterations | minutes | {columns} |\n|---|---|{'---|---|---|' * len(splits)}")
+    for index, letter in enumerate(args.candidates):  # each fill alone, on the same tiles and holes
+        alone = " | ".join(
+            score(candidate(index), args.candidates, args.tension, *tensors) for tensors in splits.values()
+        )
+        print(f"| the {FILL_NAMES[letter]} fill alone | - | {alone} |")
+
+    def blended(known, masks, sketches, fills):
+        return averaged(known, masks, with_stroke_context(masks, sketches, args.stroke_context), *fills)
+
     started, done = time.perf_counter(), 0
     with tqdm(total=args.iterations, desc=f"blend of {args.candidates}", unit="it") as progress:
         while done < args.iterations:
@@ -181,8 +241,7 @@ def main() -> None:
                 progress.update()
                 if done % args.every == 0 or done == args.iterations:
                     scores = " | ".join(
-                        score(averaged, args.candidates, args.tension, args.stroke_context, *tensors)
-                        for tensors in splits.values()
+                        score(blended, args.candidates, args.tension, *tensors) for tensors in splits.values()
                     )
                     tqdm.write(f"| {done} | {(time.perf_counter() - started) / 60:.1f} | {scores} |")
                 if done == args.iterations:

@@ -38,11 +38,16 @@ def hole_scores(filled: torch.Tensor, images: torch.Tensor, masks: torch.Tensor)
     return float(values[HOLE_PSNR]), float(values[HOLE_L1])
 
 
-def held_out(split: str, checkpoint: Path | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """A split's images, evaluation masks and own sketches (the sample data set unless a checkpoint says)."""
+def held_out(
+    split: str, checkpoint: Path | None = None, file_list: Path | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A split's images, evaluation masks and own sketches (the sample data set unless a checkpoint says);
+    ``file_list`` (an absolute path) names the split's images to take, one per line, instead of all."""
     overrides = ["sketch=edges", "sketch.p=1.0", "fid=false", f"dataset.val_dir={split}"]
     if checkpoint is not None:
         overrides.append(f"ckpt_path={checkpoint}")
+    if file_list is not None:
+        overrides.append(f"dataset.val_list={file_list}")
     datamodule = evaluation_datamodule(compose_config("evaluate", overrides))
     batches = [datamodule.add_evaluation_masks(batch) for batch in datamodule.val_dataloader()]
     images, masks, sketches = (

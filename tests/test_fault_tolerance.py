@@ -93,7 +93,8 @@ class RecordingTrainer:
         self.global_step = global_step
         self.saved: list[int] = []
 
-    def save_checkpoint(self, path) -> None:
+    def save_checkpoint(self, path, weights_only: bool | None = None) -> None:
+        assert weights_only is False, "last.ckpt must hold the optimizers and loops to resume from"
         self.saved.append(self.global_step)
 
 
