@@ -19,7 +19,8 @@ from PIL import Image
 
 from mtmsa.conf import CONFIG_DIR
 from mtmsa.data.preview import sketch_steps, write_pictures
-from mtmsa.data.sketch import EdgeSketches, dilate
+from mtmsa.data.sketch import EdgeSketches
+from mtmsa.utils.filters import window_max
 from mtmsa.utils.images import hole_ratio
 from mtmsa.visualization.grids import PADDING, PADDING_GREY, TITLE_HEIGHT
 
@@ -119,5 +120,5 @@ def test_opencv_reference_sketches_stay_inside_the_dilated_hole(bench_data):
     masks[..., 20:70, 10:60] = 1
     sketches = bench_data.reference_sketches(sketcher, images, masks, np.random.default_rng(0))
     assert sketches.shape == (4, 1, 96, 96) and set(np.unique(sketches)) == {0, 1}
-    outside = dilate(torch.from_numpy(masks).float(), sketcher.margin_pixels(96, 96)).numpy() == 0
+    outside = window_max(torch.from_numpy(masks).float(), sketcher.margin_pixels(96, 96)).numpy() == 0
     assert sketches[outside].sum() == 0

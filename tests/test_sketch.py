@@ -7,7 +7,8 @@ from omegaconf import OmegaConf
 from skimage.data import astronaut
 
 from mtmsa.conf import CONFIG_DIR
-from mtmsa.data.sketch import EdgeSketches, NoSketches, label_components, max3x3
+from mtmsa.data.sketch import EdgeSketches, NoSketches, label_components
+from mtmsa.utils.filters import window_max
 from mtmsa.utils.images import to_model_range
 
 SKETCH_CONFIGS = sorted((CONFIG_DIR / "sketch").glob("*.yaml"))
@@ -99,9 +100,12 @@ def test_label_components_separates_and_joins():
     assert labels[support[0, 0] == 0].eq(0).all()
 
 
-def test_max3x3_matches_max_pool():
-    values = torch.rand(2, 1, 9, 7)
-    assert torch.equal(max3x3(values), F.max_pool2d(values, 3, 1, 1))
+@pytest.mark.parametrize("radius", [0, 1, 2, 4, 6])
+def test_window_max_matches_max_pool(radius):
+    values = torch.randn(
+        2, 3, 9, 13
+    )  # negative values too: the padding must never win; a window wider than H
+    assert torch.equal(window_max(values, radius), F.max_pool2d(values, 2 * radius + 1, 1, radius))
 
 
 def test_no_sketches_are_zeros(images):

@@ -15,16 +15,12 @@ import torch
 import torch.nn.functional as F
 
 from mtmsa.data.options import option_range
+from mtmsa.utils.filters import window_max
 from mtmsa.utils.images import to_unit_range
 
 
 def _uniform(bounds: tuple[float, float], shape, generator, device: torch.device) -> torch.Tensor:
     return bounds[0] + (bounds[1] - bounds[0]) * torch.rand(shape, generator=generator, device=device)
-
-
-def dilate(masks: torch.Tensor, radius: int) -> torch.Tensor:
-    """(B,1,H,W) masks grown by ``radius`` pixels (square structuring element)."""
-    return F.max_pool2d(masks, 2 * radius + 1, 1, radius) if radius > 0 else masks
 
 
 class NoSketches:
@@ -35,14 +31,6 @@ class NoSketches:
 
     def draw(self, images: torch.Tensor, masks: torch.Tensor, generator=None) -> torch.Tensor:
         return torch.zeros_like(masks)
-
-
-def max3x3(values: torch.Tensor) -> torch.Tensor:
-    """3x3 maximum filter of (B,1,H,W) (zero padding), as two separable passes of slices (faster than
-    ``max_pool2d`` on the CPU)."""
-    padded = F.pad(values, (1, 1, 1, 1))
-    rows = torch.maximum(torch.maximum(padded[..., :-2], padded[..., 1:-1]), padded[..., 2:])
-    return torch.maximum(torch.maximum(rows[..., :-2, :], rows[..., 1:-1, :]), rows[..., 2:, :])
 
 
 def label_components(support: torch.Tensor, check_every: int = 4) -> torch.Tensor:
@@ -58,7 +46,7 @@ def label_components(support: torch.Tensor, check_every: int = 4) -> torch.Tenso
     while True:
         previous = labels
         for _ in range(check_every):
-            labels = (max3x3(labels) * support).flatten(1)
+            labels = (window_max(labels, 1) * support).flatten(1)
             labels = F.pad(labels, (1, 0)).gather(1, labels.long()).view_as(support)
         if torch.equal(previous, labels):
             return labels
@@ -163,7 +151,7 @@ class EdgeSketches:
         """The (B,1,H,W) 0/1 maps after steps 3 (cleaned edges), 4 (parts dropped), 5 (wobbled) and 6
         (kept near the hole); the last one is the sketch."""
         height, width = images.shape[-2:]
-        near_hole = dilate(masks, self.margin_pixels(height, width))
+        near_hole = window_max(masks, self.margin_pixels(height, width))
         cleaned, fragments = self.strokes(images, generator)
         dropped = cleaned * self.keep_field(cleaned.shape, cleaned.device, generator)
         sparse = torch.rand(images.shape[0], generator=generator, device=images.device) < self.sparse

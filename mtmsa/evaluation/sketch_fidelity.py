@@ -14,11 +14,11 @@ from collections.abc import Sequence
 
 import kornia
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from mtmsa.evaluation.buckets import DEFAULT_BUCKETS, Bucketed, BucketedValues
 from mtmsa.evaluation.metrics import ImageMeans
+from mtmsa.utils.filters import window_max
 
 EDGE_LEVEL = 0.05
 """A pixel is on an edge when the normalised Sobel magnitude of the grey image (in [0, 1]) exceeds this (a
@@ -31,7 +31,7 @@ LIFT, LIFT_ERROR = "sketch_lift_psnr_hole", "sketch_lift_psnr_hole_se"
 def edges(images: torch.Tensor) -> torch.Tensor:
     """(B,3,H,W) in [0, 1] -> (B,1,H,W) bool: on an edge, or next to one."""
     magnitude = kornia.filters.sobel(kornia.color.rgb_to_grayscale(images.float()))
-    return F.max_pool2d((magnitude > EDGE_LEVEL).float(), 3, stride=1, padding=1) > 0.5
+    return window_max((magnitude > EDGE_LEVEL).float(), 1) > 0.5
 
 
 def sketch_fidelity(images: torch.Tensor, sketches: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:

@@ -66,6 +66,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mtmsa.models.outputs import AttentionOutput
+from mtmsa.utils.filters import window_max
 
 TEMPERATURE_MODES = ("constant", "learned_scalar", "learned_map")
 MERGES = ("replace_hole", "gated_residual")
@@ -84,9 +85,7 @@ def feature_hole(mask: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
 def dilate(hole: torch.Tensor, size: int) -> torch.Tensor:
     """Boolean (B,1,H,W) hole grown by a size x size neighbourhood (odd size)."""
-    if size == 1:
-        return hole
-    return F.max_pool2d(hole.float(), size, stride=1, padding=size // 2) > 0.5
+    return hole if size == 1 else window_max(hole.float(), size // 2) > 0.5
 
 
 def usable_keys(key_hole: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -12,6 +12,8 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
+from mtmsa.utils.filters import window_max
+
 
 def pull_push_fill(
     images: torch.Tensor,
@@ -158,9 +160,9 @@ def border_bounds(
     border reaches (it carries that piece's slope across the pocket), and these bounds catch it. Known pixels
     hold their neighbourhood's least and greatest known value. Other arguments as :func:`pull_push_fill`.
     """
-    holes, window = masks.bool(), 2 * radius + 1
-    high = F.max_pool2d(images.masked_fill(holes, -2.0), window, 1, radius)
-    low = -F.max_pool2d((-images).masked_fill(holes, -2.0), window, 1, radius)
+    holes = masks.bool()
+    high = window_max(images.masked_fill(holes, -2.0), radius)
+    low = -window_max((-images).masked_fill(holes, -2.0), radius)
     low, high = harmonic_fill(torch.cat([low, high], dim=1), masks, levels, sketches).chunk(2, dim=1)
     return low, high
 

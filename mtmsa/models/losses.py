@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from mtmsa.models.generator import GeneratorOutput
+from mtmsa.utils.filters import window_max
 
 
 def hole_l1(prediction: torch.Tensor, target: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
@@ -52,7 +53,7 @@ def sketch_edge_loss(
 
     Shapes: prediction, target (B,C,H,W); sketches, masks (B,1,H,W) -> scalar.
     """
-    drawn = (F.max_pool2d(sketches, 3, stride=1, padding=1) * masks)[:, 0]  # (B,H,W)
+    drawn = (window_max(sketches, 1) * masks)[:, 0]  # (B,H,W)
     predicted = kornia.filters.spatial_gradient(prediction)  # (B,C,2,H,W)
     real = kornia.filters.spatial_gradient(target)
     same = (predicted - real).abs().sum(dim=(1, 2))  # (B,H,W)

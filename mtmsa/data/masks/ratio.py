@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
+from mtmsa.utils.filters import window_max
 from mtmsa.utils.images import hole_pixels, hole_ratio
 
 
@@ -37,7 +37,7 @@ def _grow(masks: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
     step = 0
     while bool((region.flatten(1).sum(1) < counts).any()) and step < height + width:
         step += 1
-        grown = F.max_pool2d(region.float(), 3, 1, 1).bool()
+        grown = window_max(region.float(), 1).bool()
         levels[grown & ~region] = step
         region = grown
     keys = (levels * pixels + torch.arange(pixels, device=masks.device).view(1, 1, height, width)).flatten(1)

@@ -1,0 +1,24 @@
+"""Small image filters shared by the data pipeline, the models and the metrics."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def window_max(x: torch.Tensor, radius: int) -> torch.Tensor:
+    """The greatest value within ``radius`` pixels of each pixel (a square window, stride 1): (..., H, W) ->
+    (..., H, W), the values of ``F.max_pool2d(x, 2 * radius + 1, 1, radius)``. Computed as a maximum over
+    shifted slices, first along the rows and then the columns: on the CPU many times faster than
+    ``max_pool2d``, and on a mask it grows the ones by ``radius`` pixels (a square structuring element)."""
+    if radius == 0:
+        return x
+    height, width = x.shape[-2:]
+    padded = F.pad(x, (radius, radius, radius, radius), value=float("-inf"))
+    rows = padded[..., :width]
+    for shift in range(1, 2 * radius + 1):
+        rows = torch.maximum(rows, padded[..., shift : shift + width])
+    result = rows[..., :height, :]
+    for shift in range(1, 2 * radius + 1):
+        result = torch.maximum(result, rows[..., shift : shift + height, :])
+    return result
