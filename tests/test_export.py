@@ -134,7 +134,8 @@ def test_the_onnx_graph_holds_each_levels_relaxation_sweeps_as_one_loop(exported
 @pytest.mark.slow
 @pytest.mark.timeout(1200)
 def test_a_fill_blend_generator_exports_with_each_solve_as_one_loop(tmp_path, sample_data_dir, capsys):
-    """With ``model.generator.fill_blend`` (the sample data set's model) the biharmonic fill's conjugate-gradient
+    """With ``model.generator.fill_blend`` and ``fill_blend_bounded`` (the sample data set's model: three fills,
+    the third kept within its border's range by window maxima) the biharmonic fill's conjugate-gradient
     steps are one ``torch.while_loop`` per pyramid level, an ONNX Loop, instead of 150 unrolled steps. The
     blend is set halfway (its start leaves the biharmonic fill a 0.018 share) so that the solve shows in the
     output. Conjugate gradients carry the rounding of a convolution against slices through their step
@@ -145,7 +146,9 @@ def test_a_fill_blend_generator_exports_with_each_solve_as_one_loop(tmp_path, sa
     from tests.helpers.runs import run_training
 
     _, run = run_training(
-        tmp_path, sample_data_dir, ["trainer.max_steps=2", "model.generator.fill_blend=true"]
+        tmp_path,
+        sample_data_dir,
+        ["trainer.max_steps=2", "model.generator.fill_blend=true", "model.generator.fill_blend_bounded=true"],
     )
     checkpoint = run / "checkpoints" / "last.ckpt"
     with pytest.raises(SystemExit):
@@ -167,10 +170,10 @@ def test_a_fill_blend_generator_exports_with_each_solve_as_one_loop(tmp_path, sa
         batch_inputs = inputs(batch, height, width, seed=batch)
         with torch.no_grad():
             expected = trained.generator(*batch_inputs)
-            plain = trained.generator.fill_blend
-            trained.generator.fill_blend = None
-            without = trained.generator(*batch_inputs)
-            trained.generator.fill_blend = plain
+            generator, plain = trained.generator, trained.generator.fill_blend
+            generator.fill_blend, generator.fill_blend_bounded = None, False
+            without = generator(*batch_inputs)
+            generator.fill_blend, generator.fill_blend_bounded = plain, True
         result = onnx_generator(*batch_inputs)
         assert (result.coarse - expected.coarse).abs().max() < 0.01
         assert (result.refined - expected.refined).abs().max() < 0.01

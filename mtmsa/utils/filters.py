@@ -13,12 +13,14 @@ def window_max(x: torch.Tensor, radius: int) -> torch.Tensor:
     ``max_pool2d``, and on a mask it grows the ones by ``radius`` pixels (a square structuring element)."""
     if radius == 0:
         return x
-    height, width = x.shape[-2:]
+    window = 2 * radius + 1
+    # Slices by offsets from both ends, never by the size: an exported graph then holds no size of the example.
+    shifted = [slice(shift, shift - window + 1 or None) for shift in range(window)]
     padded = F.pad(x, (radius, radius, radius, radius), value=float("-inf"))
-    rows = padded[..., :width]
-    for shift in range(1, 2 * radius + 1):
-        rows = torch.maximum(rows, padded[..., shift : shift + width])
-    result = rows[..., :height, :]
-    for shift in range(1, 2 * radius + 1):
-        result = torch.maximum(result, rows[..., shift : shift + height, :])
+    rows = padded[..., shifted[0]]
+    for columns in shifted[1:]:
+        rows = torch.maximum(rows, padded[..., columns])
+    result = rows[..., shifted[0], :]
+    for lines in shifted[1:]:
+        result = torch.maximum(result, rows[..., lines, :])
     return result
