@@ -21,11 +21,13 @@ PSNR / L1 without, with, and the lift.
     python experiments/blend_alone.py --tension 0.1 --width 32     # biharmonic fills in tension, a wider blend
     python experiments/blend_alone.py --stroke-context              # the distance to the sketch as an input
     python experiments/blend_alone.py --hold-out-photo rocket       # leave one training photo out
+    python experiments/blend_alone.py --hold-out-photo all          # each in turn, then pooled
 
 ``--hold-out-photo`` trains on the training tiles of the other photographs and scores the blend, beside the two
 held-out sets, on that photo's tiles (their evaluation masks and edge sketches, no augmentation): one fold of a
 leave-one-photo-out cross-validation, which tells how the training photos judge a recipe without looking at
-either held-out set.
+either held-out set. With ``all`` every training photo is left out in turn (one process, seeded alike, so
+each fold repeats its single-photo run), and the left-out tiles' scores are pooled at the end.
 
 Candidates, the first is where the blend starts: ``h`` / ``b`` the harmonic / biharmonic fill with the sketch's
 lines as barriers (the product's), ``c`` the biharmonic one within the border's range (``bounded``, also with
@@ -104,6 +106,10 @@ FILL_NAMES = {
 }
 
 
+Scores = tuple[float, float, float, float]
+"""Mean hole PSNR and L1 over a split's images: without the sketch, then with it."""
+
+
 @torch.no_grad()
 def score(
     fill: Callable[..., torch.Tensor],
@@ -112,15 +118,19 @@ def score(
     images: torch.Tensor,
     masks: torch.Tensor,
     sketches: torch.Tensor,
-) -> str:
-    """ "PSNR / L1 without the sketch | with it | the lift" over a split's images, filled by
-    ``fill(known, masks, sketches, candidate fills)``."""
-    known, results = masked_input(images, masks), {}
+) -> Scores:
+    """A split's :data:`Scores`, its images filled by ``fill(known, masks, sketches, candidate fills)``."""
+    known, results = masked_input(images, masks), []
     for guided in (False, True):
         given = sketches if guided else torch.zeros_like(sketches)
         filled = fill(known, masks, given, candidate_fills(letters, known, masks, given, tension))
-        results[guided] = hole_scores(filled, images, masks)
-    (without, without_l1), (with_sketch, with_l1) = results[False], results[True]
+        results.extend(hole_scores(filled, images, masks))
+    return tuple(results)
+
+
+def cells(scores: Scores) -> str:
+    """ "PSNR / L1 without the sketch | with it | the lift"."""
+    without, without_l1, with_sketch, with_l1 = scores
     return (
         f"{without:.2f} / {without_l1:.4f} | {with_sketch:.2f} / {with_l1:.4f} | {with_sketch - without:+.2f}"
     )
@@ -131,18 +141,31 @@ def candidate(index: int) -> Callable[..., torch.Tensor]:
     return lambda known, masks, sketches, fills: fills[index]
 
 
-def photo_fold(cfg, photo: str, folder: Path) -> tuple[Path, Path]:
-    """Two tile lists in ``folder`` for leaving ``photo`` out of ``cfg``'s training list: the other photos'
-    tiles, and ``photo``'s (tiles are named ``<photo>_<index>``)."""
-    root = Path(cfg.dataset.root)
+def photo_of(tile: str) -> str:
+    """The photograph a training tile was cut from (tiles are named ``<photo>_<index>``)."""
+    return Path(tile).stem.rsplit("_", 1)[0]
+
+
+def training_tiles(cfg) -> list[str]:
     if cfg.dataset.train_list is None:
         raise SystemExit("--hold-out-photo needs a training list (dataset.train_list); sample_long sets one")
-    tiles = (root / cfg.dataset.train_list).read_text().split()
-    left_out = [tile for tile in tiles if Path(tile).stem.rsplit("_", 1)[0] == photo]
+    return (Path(cfg.dataset.root) / cfg.dataset.train_list).read_text().split()
+
+
+def training_photos(cfg) -> list[str]:
+    """The photographs of ``cfg``'s training list, in its order."""
+    return list(dict.fromkeys(photo_of(tile) for tile in training_tiles(cfg)))
+
+
+def photo_fold(cfg, photo: str, folder: Path) -> tuple[Path, Path]:
+    """Two tile lists in ``folder`` for leaving ``photo`` out of ``cfg``'s training list: the other photos'
+    tiles, and ``photo``'s."""
+    tiles = training_tiles(cfg)
+    left_out = [tile for tile in tiles if photo_of(tile) == photo]
     if not left_out:
-        photos = sorted({Path(tile).stem.rsplit("_", 1)[0] for tile in tiles})
         raise SystemExit(
-            f"--hold-out-photo {photo!r} has no tiles in the training list; choose one of {photos}"
+            f"--hold-out-photo {photo!r} has no tiles in the training list; choose 'all' or one of "
+            f"{training_photos(cfg)}"
         )
     lists = folder / "rest.txt", folder / "photo.txt"
     lists[0].write_text("\n".join(tile for tile in tiles if tile not in left_out) + "\n")
@@ -150,46 +173,11 @@ def photo_fold(cfg, photo: str, folder: Path) -> tuple[Path, Path]:
     return lists
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--candidates", default="hb", help="the fills to blend (letters h, b, H, B)")
-    parser.add_argument("--iterations", type=int, default=2000)
-    parser.add_argument("--every", type=int, default=500, help="score the held-out sets this often")
-    parser.add_argument("--width", type=int, default=16, help="the blend's convolution width")
-    parser.add_argument("--seed", type=int, default=1234)
-    parser.add_argument(
-        "--stroke-context", action="store_true", help="the distance to the sketch and its coverage as inputs"
-    )
-    parser.add_argument(
-        "--tension", type=float, default=0.0, help="of the biharmonic fills (0: the product's fill)"
-    )
-    parser.add_argument(
-        "--ema-decay",
-        type=float,
-        default=None,
-        help="of the scored moving average (default model.ema_decay; 0: none)",
-    )
-    parser.add_argument(
-        "--hold-out-photo",
-        default=None,
-        help="train without this training photo's tiles and score them too (a name in dataset.train_list)",
-    )
-    parser.add_argument("overrides", nargs="*", help="Hydra overrides of sample_long's training stream")
-    args = parser.parse_args()
-    if len(args.candidates) < 2 or set(args.candidates) - set("hbcHB"):
-        parser.error(f"--candidates {args.candidates!r}: give two or more of the letters h, b, c, H, B")
-
-    torch.manual_seed(args.seed)
-    torch.set_flush_denormal(True)
-    overrides = ["experiment=sample_long", f"seed={args.seed}", *args.overrides]
-    cfg = compose_config("train", overrides)
-    folds = tempfile.TemporaryDirectory()
-    splits = {}
-    if args.hold_out_photo is not None:
-        rest, photo = photo_fold(cfg, args.hold_out_photo, Path(folds.name))
-        cfg = compose_config("train", [*overrides, f"dataset.train_list={rest}"])
-        splits[f"{args.hold_out_photo} (left out)"] = held_out(cfg.dataset.train_dir, file_list=photo)
-    splits |= {"validation tiles": held_out("val"), "holdout photos": held_out("holdout")}
+def train_blend(
+    args: argparse.Namespace, cfg, splits: dict[str, tuple[torch.Tensor, ...]]
+) -> dict[str, dict[str, Scores]]:
+    """Trains a blend on ``cfg``'s training stream and prints its table: first each candidate fill alone, then
+    the blend every ``args.every`` iterations, on each of ``splits``. Returns the rows: {label: {split: scores}}."""
     datamodule = build_datamodule(cfg, seed=args.seed)
     datamodule.prepare_data()
     datamodule.setup("fit")
@@ -203,18 +191,23 @@ def main() -> None:
     l1_weight, l2_weight = float(cfg.model.loss.hole_l1_weight), float(cfg.model.loss.hole_l2_weight)
     ema_decay = float(cfg.model.ema_decay if args.ema_decay is None else args.ema_decay)
     averaged = copy.deepcopy(blend).requires_grad_(False).eval() if ema_decay else blend
+    rows: dict[str, dict[str, Scores]] = {}
 
-    columns = " | ".join(f"{name}: PSNR / L1 without the sketch | with it | lift" for name in splits)
-    print(f"| iterations | minutes | {columns} |\n|---|---|{'---|---|---|' * len(splits)}")
-    for index, letter in enumerate(args.candidates):  # each fill alone, on the same tiles and holes
-        alone = " | ".join(
-            score(candidate(index), args.candidates, args.tension, *tensors) for tensors in splits.values()
+    def row(label: str, fill: Callable[..., torch.Tensor], minutes: str) -> None:
+        rows[label] = {
+            name: score(fill, args.candidates, args.tension, *tensors) for name, tensors in splits.items()
+        }
+        tqdm.write(
+            f"| {label} | {minutes} | {' | '.join(cells(scores) for scores in rows[label].values())} |"
         )
-        print(f"| the {FILL_NAMES[letter]} fill alone | - | {alone} |")
 
     def blended(known, masks, sketches, fills):
         return averaged(known, masks, with_stroke_context(masks, sketches, args.stroke_context), *fills)
 
+    columns = " | ".join(f"{name}: PSNR / L1 without the sketch | with it | lift" for name in splits)
+    print(f"| iterations | minutes | {columns} |\n|---|---|{'---|---|---|' * len(splits)}")
+    for index, letter in enumerate(args.candidates):  # each fill alone, on the same tiles and holes
+        row(f"the {FILL_NAMES[letter]} fill alone", candidate(index), "-")
     started, done = time.perf_counter(), 0
     with tqdm(total=args.iterations, desc=f"blend of {args.candidates}", unit="it") as progress:
         while done < args.iterations:
@@ -240,12 +233,79 @@ def main() -> None:
                 done += 1
                 progress.update()
                 if done % args.every == 0 or done == args.iterations:
-                    scores = " | ".join(
-                        score(blended, args.candidates, args.tension, *tensors) for tensors in splits.values()
-                    )
-                    tqdm.write(f"| {done} | {(time.perf_counter() - started) / 60:.1f} | {scores} |")
+                    row(str(done), blended, f"{(time.perf_counter() - started) / 60:.1f}")
                 if done == args.iterations:
                     break
+    return rows
+
+
+def print_pooled(folds: list[tuple[int, dict[str, Scores]]]) -> None:
+    """The left-out photos' scores of every fold pooled, each weighted by its number of tiles: ``folds`` holds
+    (tiles, {row label: the left-out photo's scores}) per fold."""
+    tiles = sum(count for count, _ in folds)
+    print(
+        f"\nAll {len(folds)} photos left out in turn, {tiles} tiles pooled:\n\n"
+        "| iterations | PSNR / L1 without the sketch | with it | lift |\n|---|---|---|---|"
+    )
+    for label in folds[0][1]:
+        pooled = [sum(count * rows[label][column] for count, rows in folds) / tiles for column in range(4)]
+        print(f"| {label} | {cells(tuple(pooled))} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--candidates", default="hb", help="the fills to blend (letters h, b, H, B)")
+    parser.add_argument("--iterations", type=int, default=2000)
+    parser.add_argument("--every", type=int, default=500, help="score the held-out sets this often")
+    parser.add_argument("--width", type=int, default=16, help="the blend's convolution width")
+    parser.add_argument("--seed", type=int, default=1234)
+    parser.add_argument(
+        "--stroke-context", action="store_true", help="the distance to the sketch and its coverage as inputs"
+    )
+    parser.add_argument(
+        "--tension", type=float, default=0.0, help="of the biharmonic fills (0: the product's fill)"
+    )
+    parser.add_argument(
+        "--ema-decay",
+        type=float,
+        default=None,
+        help="of the scored moving average (default model.ema_decay; 0: none)",
+    )
+    parser.add_argument(
+        "--hold-out-photo",
+        default=None,
+        help="train without this training photo's tiles and score them too (a photo of dataset.train_list, "
+        "or 'all': each in turn, then their scores pooled)",
+    )
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides of sample_long's training stream")
+    args = parser.parse_args()
+    if len(args.candidates) < 2 or set(args.candidates) - set("hbcHB"):
+        parser.error(f"--candidates {args.candidates!r}: give two or more of the letters h, b, c, H, B")
+
+    torch.set_flush_denormal(True)
+    overrides = ["experiment=sample_long", f"seed={args.seed}", *args.overrides]
+    cfg = compose_config("train", overrides)
+
+    def held_out_sets() -> dict[str, tuple[torch.Tensor, ...]]:
+        return {"validation tiles": held_out("val"), "holdout photos": held_out("holdout")}
+
+    if args.hold_out_photo is None:
+        torch.manual_seed(args.seed)  # before the held-out sets are made, as in every table so far
+        train_blend(args, cfg, held_out_sets())
+        return
+    photos = training_photos(cfg) if args.hold_out_photo == "all" else [args.hold_out_photo]
+    folds = []
+    with tempfile.TemporaryDirectory() as folder:
+        for photo in photos:
+            torch.manual_seed(args.seed)  # each fold as its own run would be
+            rest, tiles = photo_fold(cfg, photo, Path(folder))
+            fold_cfg = compose_config("train", [*overrides, f"dataset.train_list={rest}"])
+            name, left_out = f"{photo} (left out)", held_out(fold_cfg.dataset.train_dir, file_list=tiles)
+            print(f"\nLeaving out {photo} ({len(left_out[0])} tiles):\n")
+            rows = train_blend(args, fold_cfg, {name: left_out, **held_out_sets()})
+            folds.append((len(left_out[0]), {label: scores[name] for label, scores in rows.items()}))
+    if len(folds) > 1:
+        print_pooled(folds)
 
 
 if __name__ == "__main__":
