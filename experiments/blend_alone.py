@@ -49,6 +49,7 @@ from tqdm import tqdm
 from what_learns import held_out, hole_scores  # this folder's script: the same held-out sets and scores
 
 from mtmsa.data.datamodule import build_datamodule
+from mtmsa.data.sample import photo_of
 from mtmsa.models.fill_blend import FillBlend
 from mtmsa.models.initial_fill import smooth_fills
 from mtmsa.models.losses import hole_l1, hole_l2
@@ -139,11 +140,6 @@ def cells(scores: Scores) -> str:
 def candidate(index: int) -> Callable[..., torch.Tensor]:
     """A ``fill`` for :func:`score`: the candidate fill ``index`` alone."""
     return lambda known, masks, sketches, fills: fills[index]
-
-
-def photo_of(tile: str) -> str:
-    """The photograph a training tile was cut from (tiles are named ``<photo>_<index>``)."""
-    return Path(tile).stem.rsplit("_", 1)[0]
 
 
 def training_tiles(cfg) -> list[str]:

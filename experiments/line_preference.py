@@ -22,6 +22,7 @@ import argparse
 import torch
 import torch.nn.functional as F
 
+from mtmsa.data.sample import photo_of
 from mtmsa.evaluate import evaluation_datamodule, image_names
 from mtmsa.evaluation.metrics import HOLE_PSNR, per_image_metrics
 from mtmsa.models.initial_fill import smooth_fills
@@ -45,7 +46,7 @@ def split_data(split: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, li
     images, masks, sketches, indices = (
         torch.cat([batch[key] for batch in batches]) for key in ("image", "mask", "sketch", "index")
     )
-    photos = [name.rsplit("_", 1)[0] for name in image_names(datamodule, indices)]
+    photos = [photo_of(name) for name in image_names(datamodule, indices)]
     return images, masks, sketches.amax(dim=1, keepdim=True), photos
 
 

@@ -155,6 +155,16 @@ def _build(root: Path, tile: int, splits: dict[str, list[str]], settings: dict, 
         shutil.rmtree(retired, ignore_errors=True)
 
 
+def tile_name(photo: str, index: int) -> str:
+    """The file name of a photo's ``index``-th tile: ``<photo>_<index>.png``."""
+    return f"{photo}_{index:02d}.png"
+
+
+def photo_of(tile: str) -> str:
+    """The photo a tile was cut from, from its file name or path (the inverse of :func:`tile_name`)."""
+    return Path(tile).stem.rsplit("_", 1)[0]
+
+
 def _write_sample_dataset(folder: Path, tile: int, splits: dict[str, list[str]], settings: dict) -> None:
     photos = {**SAMPLE_PHOTOS, **HOLDOUT_PHOTOS}
     files = {}
@@ -163,10 +173,10 @@ def _write_sample_dataset(folder: Path, tile: int, splits: dict[str, list[str]],
         files[split] = []
         for name in names:
             for k, crop in enumerate(_tiles(photos[name](), tile, _SHORT_SIDE_TILES[split] * tile)):
-                filename = f"{name}_{k:02d}.png"
+                filename = tile_name(name, k)
                 Image.fromarray(crop).save(folder / split / filename)
                 files[split].append(filename)
-    scenes = [name for name in files["train"] if name.rsplit("_", 1)[0] in SCENE_PHOTOS]
+    scenes = [name for name in files["train"] if photo_of(name) in SCENE_PHOTOS]
     (folder / SCENES_LIST).write_text("".join(f"{name}\n" for name in scenes))
     (folder / SAMPLE_MANIFEST).write_text(json.dumps({**settings, "files": files}, indent=1))
 
