@@ -14,7 +14,15 @@ from omegaconf import OmegaConf
 from mtmsa.conf import CONFIG_DIR
 from mtmsa.data.datamodule import build_datamodule
 from mtmsa.evaluation.metrics import per_image_metrics
-from mtmsa.evaluation.sketch_fidelity import SketchFidelity, SketchLift, sketch_fidelity
+from mtmsa.evaluation.sketch_fidelity import (
+    FIDELITY_NAMES,
+    LIFT,
+    LIFT_ERROR,
+    SketchFidelity,
+    SketchLift,
+    sketch_bucket_table,
+    sketch_fidelity,
+)
 from mtmsa.inference.checkpoints import build_generator
 from mtmsa.models.generator import InpaintGenerator
 from mtmsa.models.initial_fill import harmonic_fill
@@ -82,6 +90,29 @@ def test_fidelity_metric_skips_images_without_a_drawn_line_in_the_hole():
         "sketch_fidelity_without": 0.0,
         "sketch_fidelity_target": 1.0,
     }
+
+
+def test_the_dashboards_sketch_table_has_a_row_per_bucket_with_images():
+    """Two images in the 30-40% bucket, one with a line in the hole and one without: the lift is over both (its
+    standard error from their lifts 2 and 4 dB: 1), the fidelity over the one; the empty 10-20% bucket has no row."""
+    image, masks, sketches = line_scene()  # a 12x8 hole: 37.5%
+    flat = torch.full_like(image, 0.7)
+    buckets = ((0.1, 0.2), (0.3, 0.4))
+    lift, fidelity = SketchLift(buckets), SketchFidelity(buckets)
+    lift.update(torch.tensor([22.0, 24.0]), torch.tensor([20.0, 20.0]), masks.repeat(2, 1, 1, 1))
+    fidelity.update(
+        image.repeat(2, 1, 1, 1),
+        flat.repeat(2, 1, 1, 1),
+        image.repeat(2, 1, 1, 1),
+        torch.cat([sketches, torch.zeros_like(sketches)]),
+        masks.repeat(2, 1, 1, 1),
+    )
+    columns, rows = sketch_bucket_table(lift.compute(), fidelity.compute())
+    assert columns == ["hole ratio", "images", LIFT, LIFT_ERROR, *FIDELITY_NAMES]
+    assert [row[0] for row in rows] == ["30-40%", "all"]
+    for row in rows:
+        assert row[1:4] == [2, pytest.approx(3.0), pytest.approx(1.0)]
+        assert row[4:] == [1.0, 0.0, 1.0]
 
 
 def line_batch(batch: int, generator: torch.Generator, drawn: bool = True, size: int = 32):

@@ -65,6 +65,10 @@ def test_short_run_writes_checkpoints_previews_and_metrics(tmp_path, sample_data
     assert scales == [0.0, 0.5, 1.0, 1.0]  # the GAN terms' weights rise over the 2 warm-up generator steps
     bucket_metrics = [k for k in metrics if k.startswith("val/psnr_") and k.endswith("%")]
     assert bucket_metrics, metrics.keys()
+    assert [k for k in metrics if k.startswith("val/sketch_lift_psnr_hole_") and k.endswith("%")], (
+        metrics.keys()
+    )
+    assert [k for k in metrics if k.startswith("val/sketch_fidelity_") and k.endswith("%")], metrics.keys()
     checkpoint = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     assert checkpoint["mtmsa_config"]["model"]["generator"]["width"] == 4
     assert any(k.startswith("generator_ema.") for k in checkpoint["state_dict"])
@@ -141,3 +145,6 @@ def test_wandb_offline_run_holds_images_tables_and_metrics(tmp_path, sample_data
         assert list(files.glob(f"images/previews/{name}_*.png")), name
     table = json.loads(sorted(files.glob("table/val/buckets_*.table.json"))[-1].read_text())
     assert table["columns"][:2] == ["hole ratio", "psnr"] and table["data"][-1][0] == "all"
+    sketch_table = json.loads(sorted(files.glob("table/val/sketch_buckets_*.table.json"))[-1].read_text())
+    assert sketch_table["columns"][:3] == ["hole ratio", "images", "sketch_lift_psnr_hole"]
+    assert sketch_table["data"][-1][0] == "all" and len(sketch_table["data"]) > 1

@@ -12,7 +12,7 @@ from torch import nn
 
 from mtmsa.evaluation.baselines import BASELINES
 from mtmsa.evaluation.metrics import HOLE_PSNR, HeadStatistics, InpaintingMetrics, bucket_table
-from mtmsa.evaluation.sketch_fidelity import SketchFidelity, SketchLift
+from mtmsa.evaluation.sketch_fidelity import SketchFidelity, SketchLift, sketch_bucket_table
 from mtmsa.models.generator import GeneratorOutput
 from mtmsa.models.losses import InpaintingLoss, hinge_discriminator_loss, hole_l1
 from mtmsa.training.dashboards import (
@@ -97,8 +97,8 @@ class InpaintingModule(pl.LightningModule):
         self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False).eval() if ema_decay else None
         self.val_metrics = InpaintingMetrics()
         self.val_sketch_metrics = InpaintingMetrics(buckets=())
-        self.val_sketch_fidelity = SketchFidelity(buckets=())
-        self.val_sketch_lift = SketchLift(buckets=())
+        self.val_sketch_fidelity = SketchFidelity()
+        self.val_sketch_lift = SketchLift()
         # With a learned base (model.generator.fill_blend), the base alone is scored too: what the networks'
         # residuals add to it is the model's score minus this one.
         self.learned_base = getattr(self.generator, "fill_blend", None) is not None
@@ -303,17 +303,23 @@ class InpaintingModule(pl.LightningModule):
     def _sketch_metrics(self) -> dict[str, torch.Tensor]:
         """``val/psnr_hole_sketch`` and ``val/l1_hole_sketch`` (the images filled with their own sketches), the lift
         ``val/sketch_lift_psnr_hole`` over the unguided fill with its standard error ``val/sketch_lift_psnr_hole_se``
-        (none for a single image), and the fidelities; empty without sketches."""
+        (none for a single image), and the fidelities, the last two also per hole-ratio bucket
+        (``val/sketch_lift_psnr_hole_20-30%``) and as the table ``val/sketch_buckets``; empty without sketches."""
         guided = self.val_sketch_metrics.compute()
         if not guided.counts[-1]:
             return {}
+        lift, fidelity = self.val_sketch_lift.compute(), self.val_sketch_fidelity.compute()
+        if self.trainer.is_global_zero and not self.trainer.sanity_checking:
+            log_table(
+                self.loggers,
+                "val/sketch_buckets",
+                *sketch_bucket_table(lift, fidelity),
+                step=self.global_step,
+            )
         logged = {f"val/{name}_sketch": guided[name] for name in ("psnr_hole", "l1_hole")}
         logged.update(
-            {f"val/{name}": v for name, v in self.val_sketch_lift.compute().total.items() if v is not None}
+            {f"val/{name}": value for name, value in {**lift, **fidelity}.items() if value is not None}
         )
-        fidelity = self.val_sketch_fidelity.compute()
-        if fidelity.counts[-1]:
-            logged.update({f"val/{name}": value for name, value in fidelity.total.items()})
         return logged
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
