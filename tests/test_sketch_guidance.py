@@ -72,10 +72,11 @@ def test_lift_is_the_mean_per_image_gain_with_its_standard_error():
     assert values["sketch_lift_psnr_hole_se"] == pytest.approx(float(lifts.std() / math.sqrt(5)), rel=1e-5)
 
 
-def test_fidelity_metric_skips_images_without_a_drawn_line_in_the_hole():
+def scored_line_scenes(metric: SketchFidelity) -> SketchFidelity:
+    """``metric`` updated with two :func:`line_scene` images, the first sketched, the second not: with the sketch
+    the output is the real image (an edge on the line), without it a flat grey. Returns the metric."""
     image, masks, sketches = line_scene()
     flat = torch.full_like(image, 0.7)
-    metric = SketchFidelity(buckets=())
     metric.update(
         image.repeat(2, 1, 1, 1),
         flat.repeat(2, 1, 1, 1),
@@ -83,7 +84,11 @@ def test_fidelity_metric_skips_images_without_a_drawn_line_in_the_hole():
         torch.cat([sketches, torch.zeros_like(sketches)]),
         masks.repeat(2, 1, 1, 1),
     )
-    values = metric.compute()
+    return metric
+
+
+def test_fidelity_metric_skips_images_without_a_drawn_line_in_the_hole():
+    values = scored_line_scenes(SketchFidelity(buckets=())).compute()
     assert values.counts[-1] == 1
     assert values.total == {
         "sketch_fidelity": 1.0,
@@ -95,18 +100,11 @@ def test_fidelity_metric_skips_images_without_a_drawn_line_in_the_hole():
 def test_the_dashboards_sketch_table_has_a_row_per_bucket_with_images():
     """Two images in the 30-40% bucket, one with a line in the hole and one without: the lift is over both (its
     standard error from their lifts 2 and 4 dB: 1), the fidelity over the one; the empty 10-20% bucket has no row."""
-    image, masks, sketches = line_scene()  # a 12x8 hole: 37.5%
-    flat = torch.full_like(image, 0.7)
+    masks = line_scene()[1]  # a 12x8 hole: 37.5%
     buckets = ((0.1, 0.2), (0.3, 0.4))
-    lift, fidelity = SketchLift(buckets), SketchFidelity(buckets)
+    lift = SketchLift(buckets)
     lift.update(torch.tensor([22.0, 24.0]), torch.tensor([20.0, 20.0]), masks.repeat(2, 1, 1, 1))
-    fidelity.update(
-        image.repeat(2, 1, 1, 1),
-        flat.repeat(2, 1, 1, 1),
-        image.repeat(2, 1, 1, 1),
-        torch.cat([sketches, torch.zeros_like(sketches)]),
-        masks.repeat(2, 1, 1, 1),
-    )
+    fidelity = scored_line_scenes(SketchFidelity(buckets))
     columns, rows = sketch_bucket_table(lift.compute(), fidelity.compute())
     assert columns == ["hole ratio", "images", LIFT, LIFT_ERROR, *FIDELITY_NAMES]
     assert [row[0] for row in rows] == ["30-40%", "all"]
