@@ -127,12 +127,21 @@ def test_with_sketches_the_same_holes_are_scored_without_them_too(checkpoint, sa
     assert model["metrics"]["sketch_lift_psnr_hole_se"] > 0.0
     with open(tmp_path / "m" / "per_image.csv", newline="") as file:
         images = list(csv.DictReader(file))
-    assert len(images) == 12 and list(images[0])[-2:] == [
+    assert len(images) == 12 and list(images[0])[-5:] == [
         "psnr_hole_without_sketch",
         "l1_hole_without_sketch",
+        "sketch_fidelity",
+        "sketch_fidelity_without",
+        "sketch_fidelity_target",
     ]
     without = np.mean([float(row["l1_hole_without_sketch"]) for row in images])
     assert without == pytest.approx(model["metrics"]["l1_hole_without_sketch"], rel=1e-4)
+    drawn = [row for row in images if row["sketch_fidelity"]]  # empty where the sketch misses the hole
+    assert drawn
+    for name in ("sketch_fidelity", "sketch_fidelity_without", "sketch_fidelity_target"):
+        assert np.mean([float(row[name]) for row in drawn]) == pytest.approx(model["metrics"][name], rel=1e-4)
+    missed = f"{12 - len(drawn)} of 12 images' sketches have no pixel in the hole"
+    assert any(missed in note for note in model["notes"]) == (len(drawn) < 12), model["notes"]
     assert telea["metrics"]["sketch_fidelity"] == telea["metrics"]["sketch_fidelity_without"]
     assert (
         model["metrics"]["l1_hole"] != model["metrics"]["l1_hole_without_sketch"]

@@ -124,19 +124,20 @@ class Evaluation:
         if self.unguided is not None and self.fidelity is not None and self.lift is not None:
             without = to_unit_range(unguided)
             unguided_values = self.unguided.update(without, target, masks)
-            self.fidelity.update(preds, without, target, sketches, masks)
+            fidelity = self.fidelity.update(preds, without, target, sketches, masks)
             self.lift.update(values[:, HOLE_PSNR], unguided_values[:, HOLE_PSNR], masks)
-            values = torch.cat([values, unguided_values[:, [HOLE_PSNR, HOLE_L1]]], dim=1)
+            values = torch.cat([values, unguided_values[:, [HOLE_PSNR, HOLE_L1]], fidelity], dim=1)
         if names is not None:
             for name, ratio, row in zip(names, hole_ratio(masks).tolist(), values.tolist(), strict=True):
                 self.image_rows.append([name, ratio, *row])
 
     def per_image(self) -> tuple[list[str], list[list]]:
         """(columns, rows): one row per image given with ``names``, in the order seen: its name, hole ratio
-        and :data:`METRIC_NAMES` (and, when guided, the hole PSNR and L1 without the sketch)."""
+        and :data:`METRIC_NAMES` (and, when guided, the hole PSNR and L1 without the sketch and the fidelities,
+        NaN where the image's sketch misses the hole)."""
         columns = ["image", "hole_ratio", *METRIC_NAMES]
         if self.guided:
-            columns += ["psnr_hole_without_sketch", "l1_hole_without_sketch"]
+            columns += ["psnr_hole_without_sketch", "l1_hole_without_sketch", *FIDELITY_NAMES]
         return columns, self.image_rows
 
     def results(self) -> dict[str, Any]:
@@ -208,4 +209,10 @@ class Evaluation:
                 f"{LIFT_ERROR}: the lift's standard error over the images, which treats them as independent "
                 "(tiles of the same few photos are not: then it understates the uncertainty)."
             )
+            missed = images - self.fidelity.compute().counts[-1]
+            if missed:
+                notes.append(
+                    f"{missed} of {images} images' sketches have no pixel in the hole: their lift is 0 by "
+                    f"construction, and {LIFT} counts them (per_image.csv: sketch_fidelity empty)."
+                )
         return notes

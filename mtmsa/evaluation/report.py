@@ -69,12 +69,14 @@ def write_reports(results: dict[str, Any], folder: Path) -> None:
 
 def write_per_image(columns: list[str], rows: list[list], folder: Path) -> None:
     """per_image.csv: every image's metrics (:meth:`mtmsa.evaluation.evaluator.Evaluation.per_image`), to find
-    the images a method fails on; values rounded to 6 digits."""
+    the images a method fails on; values rounded to 6 digits, a missing one (NaN) left empty."""
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder / "per_image.csv", "w", newline="") as file:
         writer = csv.writer(file)
         writer.writerow(columns)
-        writer.writerows([[v if isinstance(v, str) else round(v, 6) for v in row] for row in rows])
+        writer.writerows(
+            [[v if isinstance(v, str) else _csv_value(round(v, 6)) for v in row] for row in rows]
+        )
     log.info("wrote %s/per_image.csv (%d images)", folder, len(rows))
 
 

@@ -58,14 +58,16 @@ class SketchFidelity(nn.Module):
         target: torch.Tensor,
         sketches: torch.Tensor,
         masks: torch.Tensor,
-    ) -> None:
-        """Completed images with and without the sketch and the real ones, (B,3,H,W) in [0, 1]."""
+    ) -> torch.Tensor:
+        """Completed images with and without the sketch and the real ones, (B,3,H,W) in [0, 1]; returns each
+        image's fidelities (B, 3) in the order of :data:`FIDELITY_NAMES`, NaN where its sketch misses the hole."""
         values = torch.stack(
             [sketch_fidelity(x, sketches, masks) for x in (with_sketch, without_sketch, target)], 1
         )
         drawn = ~values[:, 0].isnan()
         if drawn.any():
             self.bucketed.update(masks[drawn], values[drawn])
+        return values
 
     def compute(self) -> BucketedValues:
         return self.bucketed.compute()
