@@ -16,7 +16,7 @@ import kornia
 import torch
 from torch import nn
 
-from mtmsa.evaluation.buckets import ALL, DEFAULT_BUCKETS, Bucketed, BucketedValues, bucket_labels
+from mtmsa.evaluation.buckets import DEFAULT_BUCKETS, Bucketed, BucketedValues
 from mtmsa.evaluation.metrics import ImageMeans
 from mtmsa.utils.filters import window_max
 
@@ -115,12 +115,7 @@ def sketch_bucket_table(lift: BucketedValues, fidelity: BucketedValues) -> tuple
     """Columns and rows (one per hole-ratio bucket with images, then "all") of the lift and the fidelities: the
     number of images the lift is over, :data:`LIFT`, :data:`LIFT_ERROR`, then :data:`FIDELITY_NAMES` (over the
     images whose sketch reaches into the hole: None where a bucket has none)."""
-    labels = [*bucket_labels(lift.buckets), ALL]
-    scored = {label: values or {} for label, values in zip(labels, fidelity.values, strict=True)}
-    rows = [
-        [label, count, *((values or {}).get(name) for name in (LIFT, LIFT_ERROR))]
-        + [scored[label].get(name) for name in FIDELITY_NAMES]
-        for label, count, values in zip(labels, lift.counts, lift.values, strict=True)
-        if count > 0
-    ]
+    fidelities = {label: values for label, *values in fidelity.rows(FIDELITY_NAMES)}
+    missing = [None] * len(FIDELITY_NAMES)
+    rows = [row + fidelities.get(row[0], missing) for row in lift.rows((LIFT, LIFT_ERROR), counts=True)]
     return ["hole ratio", "images", LIFT, LIFT_ERROR, *FIDELITY_NAMES], rows
